@@ -1,0 +1,40 @@
+"""The contract every audio-to-face model follows, so the player can drive any of them.
+
+A model is fed mono float32 PCM at its ``sample_rate`` in chunks of any size and
+returns every frame whose audio (plus the model's look-ahead) is known. Frame i
+describes the face at audio time i / fps. After ``flush()`` the total number of
+frames returned is ceil(duration * fps).
+
+Rows have 61 values in Live Link protocol order (livelink.BLENDSHAPE_NAMES), or
+68 where the last 7 are emotion scores in ``EMOTION_NAMES`` order.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+EMOTION_NAMES = ("Angry", "Disgusted", "Fearful", "Happy", "Neutral", "Sad", "Surprised")
+N_SHAPES = 61
+N_WITH_EMOTIONS = N_SHAPES + len(EMOTION_NAMES)
+
+
+class FaceModel(Protocol):
+    """Streaming audio -> blendshape frames."""
+
+    sample_rate: int
+    fps: int
+    lookahead_s: float  # audio needed past a frame's time before that frame is returned
+
+    def feed(self, pcm: np.ndarray) -> np.ndarray:
+        """Consume mono float32 samples; return new frames, shape (n, 61) or (n, 68)."""
+        ...
+
+    def flush(self) -> np.ndarray:
+        """End of input: return the remaining frames."""
+        ...
+
+    def close(self) -> None:
+        """Release threads, sessions or sockets."""
+        ...
