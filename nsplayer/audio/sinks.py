@@ -1,0 +1,474 @@
+"""Audio sinks that play PCM and tell when each written sample is heard.
+
+Both sinks keep a bounded ring of samples that a callback drains, and record for
+every callback the DAC time of the first sample it took (PortAudio's
+``outputBufferDacTime``: when that sample reaches the speaker). From those records
+``dac_time(i)`` maps any written sample index to the time it is heard, on the
+sink's own clock ``now()``. The scheduler uses nothing else, so it follows the
+sound card and compensates its output latency.
+
+Times from different sinks are on different clocks: PortAudio's (on Debian it is
+CLOCK_REALTIME, not ``time.monotonic()``) for the device, an injectable clock for
+the null sink. Never mix a sink's times with another clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from nsplayer.errors import NsplayerError
+
+UNDERRUN_MODES = ("silence", "pause")
+_HISTORY = 4096  # callbacks remembered: tens of seconds, far more than any output latency
+
+
+class Sink:
+    """Ring buffer + callback bookkeeping shared by the device and null sinks.
+
+    ``buffer_ms`` of audio must be queued before playback starts (a jitter buffer for
+    streams). On underrun the callback plays silence; with ``underrun="pause"`` it also
+    waits for the buffer to refill before resuming, with ``"silence"`` it resumes at
+    once. Either way ``dac_time`` stays exact, because each callback records where the
+    real samples it played went.
+    """
+
+    kind = "sink"
+
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int,
+        *,
+        buffer_ms: float = 100.0,
+        underrun: str = "silence",
+        capacity_s: float = 1.0,
+    ) -> None:
+        if underrun not in UNDERRUN_MODES:
+            raise NsplayerError(f"--underrun must be silence or pause, not {underrun!r}")
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.latency = 0.0
+        self.underruns = 0
+        self._pause_on_underrun = underrun == "pause"
+        self._prebuffer = max(1, round(sample_rate * buffer_ms / 1000.0))
+        capacity = max(round(sample_rate * capacity_s), 2 * self._prebuffer)
+        self._ring = np.zeros((capacity, channels), np.float32)
+        self._read = 0  # ring position of the next sample to play
+        self._count = 0  # samples queued
+        self._written = 0  # sample index of the next write
+        self._consumed = 0  # sample index of the next sample to play
+        self._filling = True  # waiting for the jitter buffer before playing
+        self._held = False  # device still warming up: play silence, keep samples
+        self._dry = False
+        self._ended = False
+        self._closed = False
+        self._starts: deque[int] = deque(maxlen=_HISTORY)
+        self._dacs: deque[float] = deque(maxlen=_HISTORY)
+        self._next_dac: float | None = None
+        self._cond = threading.Condition()
+
+    # -- clock ---------------------------------------------------------------------------------
+    def now(self) -> float:
+        """The sink's clock, in seconds (same clock as ``dac_time``)."""
+        raise NotImplementedError
+
+    def dac_time(self, sample_index: int) -> float | None:
+        """When sample ``sample_index`` is (or will be) heard, on ``now()``'s clock.
+
+        Exact once a callback took the sample; an estimate while it waits in the ring
+        (assuming no underrun before it); None if it is not written yet or playback is
+        waiting for the jitter buffer, i.e. nobody knows yet.
+        """
+        self._advance()
+        with self._cond:
+            if sample_index < self._consumed:
+                k = bisect.bisect_right(self._starts, sample_index) - 1
+                k = max(k, 0)  # older than the history: extrapolate from the oldest record
+                return self._dacs[k] + (sample_index - self._starts[k]) / self.sample_rate
+            if sample_index >= self._written or self._filling or self._held:
+                return None
+            now = self.now()
+            base = self._next_dac if self._next_dac is not None else now + self.latency
+            return max(base, now) + (sample_index - self._consumed) / self.sample_rate
+
+    @property
+    def written(self) -> int:
+        """Samples accepted by ``write`` so far."""
+        return self._written
+
+    # -- producer side -------------------------------------------------------------------------
+    def write(self, block: np.ndarray) -> bool:
+        """Queue a (n, channels) float32 block, waiting while the ring is full.
+
+        Returns False (and drops the block) once the sink is closed.
+        """
+        block = self._prepare(block)
+        pos = 0
+        while pos < len(block):
+            self._advance()
+            with self._cond:
+                if self._closed:
+                    return False
+                space = len(self._ring) - self._count
+                if space == 0:
+                    self._cond.wait(self._wait_step())
+                    continue
+                n = min(space, len(block) - pos)
+                self._put(block[pos : pos + n])
+                pos += n
+        return True
+
+    def end(self) -> None:
+        """No more samples: play out what is queued without waiting for a full buffer."""
+        with self._cond:
+            self._ended = True
+            self._filling = False
+            self._cond.notify_all()
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait until every written sample has been heard (or the timeout passes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._advance()
+            with self._cond:
+                last = self._written - 1
+                done = self._consumed >= self._written
+            if done:
+                heard = self.dac_time(last) if last >= 0 else None
+                wait = 0.0 if heard is None else heard - self.now()
+                if wait > 0:
+                    time.sleep(wait if deadline is None else min(wait, deadline - time.monotonic()))
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            time.sleep(self._wait_step())
+
+    def close(self) -> None:
+        """Stop playing now and release the device; pending writes return False."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _prepare(self, block: np.ndarray) -> np.ndarray:
+        """Hook for format conversion (the device sink resamples here if it must)."""
+        return np.asarray(block, np.float32).reshape(-1, self.channels)
+
+    def _put(self, block: np.ndarray) -> None:
+        n, size = len(block), len(self._ring)
+        start = (self._read + self._count) % size
+        first = min(n, size - start)
+        self._ring[start : start + first] = block[:first]
+        self._ring[: n - first] = block[first:]
+        self._count += n
+        self._written += n
+        if self._filling and self._count >= self._prebuffer:
+            self._filling = False
+        self._cond.notify_all()
+
+    def _consume(self, out: np.ndarray, dac: float) -> None:
+        """Fill ``out`` from the ring (silence where there is nothing); called per callback."""
+        frames = len(out)
+        with self._cond:
+            playing = not (self._filling or self._closed or self._held)
+            take = min(frames, self._count) if playing else 0
+            if take:
+                size = len(self._ring)
+                first = min(take, size - self._read)
+                out[:first] = self._ring[self._read : self._read + first]
+                out[first:take] = self._ring[: take - first]
+                self._read = (self._read + take) % size
+                self._count -= take
+                self._starts.append(self._consumed)
+                self._dacs.append(dac)
+                self._consumed += take
+            out[take:] = 0.0
+            starved = playing and take < frames and not self._ended
+            if starved and not self._dry:
+                self.underruns += 1
+                self._filling = self._pause_on_underrun
+            self._dry = starved
+            self._next_dac = dac + frames / self.sample_rate
+            self._cond.notify_all()
+
+    def _advance(self) -> None:
+        """Run any callbacks that are due (only the null sink has to)."""
+
+    def _wait_step(self) -> float:
+        return 0.005
+
+
+class NullSink(Sink):
+    """Plays nothing, but consumes samples at real time with virtual callbacks.
+
+    ``clock`` (default ``time.monotonic``) can be injected for deterministic tests;
+    ``latency`` pretends an output latency like a device's, so the scheduler path is the
+    same as with a sound card.
+    """
+
+    kind = "null"
+
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int = 1,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        latency: float = 0.05,
+        block: int | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(sample_rate, channels, **kwargs)  # type: ignore[arg-type]
+        self._clock = clock
+        self.latency = latency
+        self._block = block or max(1, sample_rate // 100)
+        self._next_callback = clock()
+        self._out = np.zeros((self._block, channels), np.float32)
+        self._advancing = threading.Lock()  # writer and scheduler threads both drive it
+
+    def now(self) -> float:
+        return self._clock()
+
+    def _advance(self) -> None:
+        with self._advancing:
+            self._run_callbacks(self._clock())
+
+    def _run_callbacks(self, now: float) -> None:
+        period = self._block / self.sample_rate
+        while self._next_callback <= now and not self._closed:
+            self._consume(self._out, self._next_callback + self.latency)
+            self._next_callback += period
+            if self._count == 0 and self._next_callback <= now:  # idle: skip empty callbacks
+                skipped = math.floor((now - self._next_callback) / period)
+                self._next_callback += skipped * period
+                if skipped:
+                    self._next_dac = self._next_callback + self.latency
+
+    def _wait_step(self) -> float:
+        return self._block / self.sample_rate
+
+
+class DeviceSink(Sink):
+    """A sounddevice ``OutputStream``; the callback drains the ring and stamps DAC times.
+
+    The stream runs from construction, playing silence until the jitter buffer fills,
+    so a slow-starting device warms up while the model starts. A new PulseAudio stream
+    takes its first few buffers in a burst, reports DAC times for them as if they played
+    at once, then stalls up to a second: no real sample is handed over until callbacks
+    arrive at the device's pace, so every recorded DAC time is a true one. The source rate
+    is used if the device takes it, else the device's default rate with linear resampling.
+    """
+
+    kind = "device"
+
+    def __init__(
+        self, sample_rate: int, channels: int, *, device: str | int | None = None, **kwargs: object
+    ) -> None:
+        sd = _sounddevice()
+        index = resolve_device(device, "output")
+        rate, out_channels = _output_settings(sd, index, sample_rate, channels)
+        super().__init__(rate, out_channels, **kwargs)  # type: ignore[arg-type]
+        self.source_rate = sample_rate
+        self._source_channels = channels
+        self._resampler = None if rate == sample_rate else LinearResampler(sample_rate, rate)
+        self.status_errors = 0
+        self._held = True
+        self._last_callback: float | None = None
+        self._callbacks = 0
+        self._opened = time.monotonic()
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=rate,
+                channels=out_channels,
+                dtype="float32",
+                device=index,
+                callback=self._callback,
+            )
+            self.latency = float(self._stream.latency)
+            self.device_name = sd.query_devices(self._stream.device)["name"]
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            raise NsplayerError(
+                f"cannot open audio output ({exc}) — pick one with --device "
+                "(see `nsplayer devices`) or use --no-audio"
+            ) from None
+
+    def now(self) -> float:
+        return float(self._stream.time)
+
+    def dac_time(self, sample_index: int) -> float | None:
+        """``sample_index`` counts source samples; converted if the device resamples."""
+        if self._resampler is not None:
+            sample_index = math.floor(sample_index * self.sample_rate / self.source_rate)
+        return super().dac_time(sample_index)
+
+    def close(self) -> None:
+        super().close()
+        try:
+            self._stream.abort()
+            self._stream.close()
+        except Exception:  # the device may be gone already; closing is best-effort
+            pass
+
+    def _prepare(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block, np.float32).reshape(-1, self._source_channels)
+        if self._source_channels != self.channels:  # device has fewer channels: downmix
+            block = np.repeat(block.mean(axis=1, keepdims=True), self.channels, axis=1)
+        if self._resampler is not None:
+            block = self._resampler.process(block)
+        return block
+
+    def _callback(self, outdata: np.ndarray, frames: int, timing, status) -> None:
+        if status:
+            self.status_errors += 1
+        if self._held:
+            self._warm_up(float(timing.currentTime), frames)
+        self._consume(outdata, float(timing.outputBufferDacTime))
+
+    def _warm_up(self, current: float, frames: int) -> None:
+        """Release playback once callbacks come paced by the device, not in a burst."""
+        self._callbacks += 1
+        paced = self._last_callback is not None and (
+            current - self._last_callback >= 0.5 * frames / self.sample_rate
+        )
+        self._last_callback = current
+        if paced or self._callbacks > 50 or time.monotonic() - self._opened > 1.5:
+            self._held = False
+
+
+class LinearResampler:
+    """Streaming linear-interpolation resampler, only for devices that refuse the source rate."""
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        self._step = rate_in / rate_out
+        self._pos = 0.0  # position of the next output sample, in input samples from _last
+        self._last: np.ndarray | None = None
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        data = block if self._last is None else np.concatenate([self._last, block])
+        n = max(0, math.ceil((len(data) - 1 - self._pos) / self._step))
+        where = self._pos + self._step * np.arange(n)
+        left = np.floor(where).astype(np.int64)
+        frac = (where - left)[:, None].astype(np.float32)
+        out = data[left] * (1 - frac) + data[np.minimum(left + 1, len(data) - 1)] * frac
+        self._pos = self._pos + self._step * n - (len(data) - 1)
+        self._last = data[-1:]
+        return out.astype(np.float32)
+
+
+def _sounddevice():
+    """Import sounddevice, turning a missing PortAudio into an NsplayerError."""
+    try:
+        import sounddevice as sd
+    except OSError as exc:
+        raise NsplayerError(
+            f"PortAudio is not available ({exc}) — install it (Debian/Ubuntu: libportaudio2) "
+            "or use --no-audio"
+        ) from None
+    return sd
+
+
+def resolve_device(device: str | int | None, kind: str = "output") -> int | None:
+    """A device index from an index, an exact name or a unique part of a name."""
+    if device is None or device == "":
+        return None
+    sd = _sounddevice()
+    devices = sd.query_devices()
+    channels = f"max_{kind}_channels"
+    if isinstance(device, int) or str(device).isdigit():
+        index = int(device)
+        if 0 <= index < len(devices) and devices[index][channels] > 0:
+            return index
+        raise NsplayerError(f"no audio {kind} device #{index} — see `nsplayer devices`")
+    matches = [i for i, d in enumerate(devices) if d[channels] > 0 and d["name"] == device]
+    if not matches:
+        low = str(device).lower()
+        matches = [i for i, d in enumerate(devices) if d[channels] > 0 and low in d["name"].lower()]
+    if len(matches) == 1:
+        return matches[0]
+    what = "matches several" if matches else "matches no"
+    raise NsplayerError(f"--device {device!r} {what} {kind} device — see `nsplayer devices`")
+
+
+def _output_settings(sd, index: int | None, rate: int, channels: int) -> tuple[int, int]:
+    """The source rate and channels if the device takes them, else what it does take."""
+    try:
+        info = sd.query_devices(index, "output")
+    except (ValueError, sd.PortAudioError) as exc:
+        raise NsplayerError(
+            f"no audio output device ({exc}) — pick one with --device (see `nsplayer devices`) "
+            "or use --no-audio"
+        ) from None
+    channels = min(channels, int(info["max_output_channels"])) or 1
+    try:
+        sd.check_output_settings(index, channels=channels, dtype="float32", samplerate=rate)
+    except (ValueError, sd.PortAudioError):
+        rate = int(info["default_samplerate"])
+    return rate, channels
+
+
+def open_sink(
+    sample_rate: int,
+    channels: int,
+    *,
+    no_audio: bool = False,
+    device: str | int | None = None,
+    buffer_ms: float = 100.0,
+    underrun: str = "silence",
+    capacity_s: float = 1.0,
+) -> Sink:
+    """The device sink, or the null sink with one line on stderr when there is no device.
+
+    An explicit ``device`` that cannot be opened is an error rather than a silent fallback.
+    """
+    common = {"buffer_ms": buffer_ms, "underrun": underrun, "capacity_s": capacity_s}
+    if no_audio:
+        return NullSink(sample_rate, channels, **common)
+    try:
+        return DeviceSink(sample_rate, channels, device=device, **common)
+    except NsplayerError as exc:
+        if device not in (None, ""):
+            raise
+        reason = str(exc).split(" — ")[0]
+        print(
+            f"nsplayer: {reason}; playing without sound on the null sink — "
+            "list devices with `nsplayer devices` and pick one with --device",
+            file=sys.stderr,
+        )
+        return NullSink(sample_rate, channels, **common)
+
+
+def list_devices() -> list[dict[str, object]]:
+    """Every audio device with its index, name, host API, channels and default rate."""
+    sd = _sounddevice()
+    apis = sd.query_hostapis()
+    defaults = sd.default.device
+    rows = []
+    for i, d in enumerate(sd.query_devices()):
+        rows.append(
+            {
+                "index": i,
+                "name": d["name"],
+                "hostapi": apis[d["hostapi"]]["name"],
+                "inputs": d["max_input_channels"],
+                "outputs": d["max_output_channels"],
+                "rate": d["default_samplerate"],
+                "default_input": i == defaults[0],
+                "default_output": i == defaults[1],
+            }
+        )
+    return rows

@@ -1,0 +1,254 @@
+"""Audio sources: files and stdin, streamed as float32 (n, channels) blocks.
+
+Nothing here loads a whole input: files are read block by block through soundfile,
+and stdin is parsed as it arrives. libsndfile cannot open a WAV from a pipe (it
+seeks to find the data chunk), so WAV streams are parsed here, including the
+0 / 0xFFFFFFFF "unknown length" that streaming writers such as
+``espeak-ng --stdout`` put in the header.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+
+from nsplayer.errors import NsplayerError
+
+SAMPLE_FORMATS = {"s16le": "<i2", "s32le": "<i4", "f32le": "<f4"}
+_UNKNOWN_LENGTHS = (0, 0xFFFFFFFF)
+_STREAMING_LENGTH = 0x7FFF0000  # writers that cannot seek put "huge" here (espeak: 0x7ffff024)
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+
+
+class AudioSource:
+    """A stream of PCM blocks with a known rate and channel count.
+
+    ``frames`` is the total length in samples when known (files), else None (streams).
+    Block k's first sample index is the sum of the lengths of the blocks before it.
+    """
+
+    sample_rate: int
+    channels: int
+    frames: int | None
+    name: str
+
+    def blocks(self, size: int) -> Iterator[np.ndarray]:
+        """Yield float32 (n, channels) blocks of at most ``size`` samples, n > 0."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file or stream."""
+
+
+class FileSource(AudioSource):
+    """Any file libsndfile reads (WAV, FLAC, OGG, ...), streamed from disk."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.exists():
+            raise NsplayerError(f"{path}: no such file — check the path")
+        if path.is_dir():
+            raise NsplayerError(f"{path} is a directory — give an audio file")
+        try:
+            self._file = sf.SoundFile(str(path))
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise NsplayerError(
+                f"{path}: not an audio file soundfile can read ({exc}) — "
+                "use WAV, FLAC or OGG, or convert it with sox/ffmpeg"
+            ) from None
+        except OSError as exc:
+            raise NsplayerError(f"{path}: cannot open ({exc.strerror or exc})") from None
+        self.name = str(path)
+        self.sample_rate = self._file.samplerate
+        self.channels = self._file.channels
+        self.frames = self._file.frames
+        if not self.frames:
+            self._file.close()
+            raise NsplayerError(f"{path}: the file contains no audio samples")
+
+    def blocks(self, size: int) -> Iterator[np.ndarray]:
+        for block in self._file.blocks(size, dtype="float32", always_2d=True):
+            if len(block):
+                yield block
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class StreamSource(AudioSource):
+    """Interleaved PCM from a byte stream (stdin), delivered as soon as bytes arrive."""
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        sample_rate: int,
+        channels: int,
+        dtype: str,
+        *,
+        name: str = "<stdin>",
+        limit: int | None = None,
+        scale: float | None = None,
+        offset: float = 0.0,
+    ) -> None:
+        self.name = name
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.frames = None
+        self._stream = stream
+        self._dtype = np.dtype(dtype)
+        self._frame_bytes = self._dtype.itemsize * channels
+        self._limit = limit  # bytes of audio data left, None = until EOF
+        self._pending = b""
+        if scale is None:
+            scale = (
+                1.0 if self._dtype.kind == "f" else 1.0 / float(2 ** (8 * self._dtype.itemsize - 1))
+            )
+        self._scale = scale
+        self._offset = offset
+
+    def _read(self, n: int) -> bytes:
+        """Whatever is available, up to n bytes (waits only when nothing is)."""
+        read1 = getattr(self._stream, "read1", None)
+        return read1(n) if read1 is not None else self._stream.read(n)
+
+    def blocks(self, size: int) -> Iterator[np.ndarray]:
+        while True:
+            want = size * self._frame_bytes
+            if self._limit is not None:
+                want = min(want, self._limit)
+            if want < self._frame_bytes:
+                return
+            missing = want - len(self._pending)
+            data = self._read(missing) if missing > 0 else b""
+            buf = self._pending + data
+            usable = min(len(buf), want)
+            usable -= usable % self._frame_bytes
+            if usable:
+                yield self._convert(buf[:usable])
+            self._pending = buf[usable:]
+            if self._limit is not None:
+                self._limit -= usable
+            if missing > 0 and not data:
+                return  # EOF; a trailing partial sample frame is dropped
+
+    def _convert(self, raw: bytes) -> np.ndarray:
+        samples = np.frombuffer(raw, dtype=self._dtype).astype(np.float32)
+        samples = (samples - np.float32(self._offset)) * np.float32(self._scale)
+        return samples.reshape(-1, self.channels)
+
+    def close(self) -> None:
+        """stdin belongs to the process: leave it open."""
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _wav_dtype(tag: int, bits: int) -> tuple[str, float | None, float]:
+    """numpy dtype, scale and offset for a WAV sample format."""
+    if tag == _FLOAT and bits in (32, 64):
+        return (f"<f{bits // 8}", 1.0, 0.0)
+    if tag == _PCM and bits == 8:
+        return ("u1", 1.0 / 128, 128.0)
+    if tag == _PCM and bits in (16, 32):
+        return (f"<i{bits // 8}", None, 0.0)
+    raise NsplayerError(
+        f"stdin WAV: unsupported sample format (tag {tag}, {bits} bits) — "
+        "send 8/16/32-bit PCM or 32-bit float, or use --raw"
+    )
+
+
+def open_wav_stream(stream: BinaryIO, name: str = "<stdin>") -> StreamSource:
+    """Parse a RIFF/WAVE header from a non-seekable stream; samples follow as they arrive."""
+    head = _read_exact(stream, 12)
+    if not head:
+        raise NsplayerError(f"{name}: no audio received (the input was empty)")
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise NsplayerError(
+            f"{name}: not a WAV stream — pipe WAV (e.g. espeak-ng --stdout), or raw PCM with "
+            "--raw --rate N --channels C --sample-format s16le|s32le|f32le"
+        )
+    fmt: tuple[int, int, int, int] | None = None
+    while True:
+        chunk = _read_exact(stream, 8)
+        if len(chunk) < 8:
+            raise NsplayerError(f"{name}: WAV stream ended before its 'data' chunk")
+        cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if cid == b"data":
+            break
+        body = _read_exact(stream, size + (size & 1))
+        if cid == b"fmt ":
+            if len(body) < 16:
+                raise NsplayerError(f"{name}: WAV 'fmt ' chunk is truncated")
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+            if tag == _EXTENSIBLE and len(body) >= 26:
+                tag = struct.unpack("<H", body[24:26])[0]
+            fmt = (tag, channels, rate, bits)
+    if fmt is None:
+        raise NsplayerError(f"{name}: WAV stream has no 'fmt ' chunk before its data")
+    tag, channels, rate, bits = fmt
+    if channels < 1 or rate < 1:
+        raise NsplayerError(f"{name}: WAV header says {channels} channels at {rate} Hz")
+    dtype, scale, offset = _wav_dtype(tag, bits)
+    unknown = size in _UNKNOWN_LENGTHS or size >= _STREAMING_LENGTH
+    return StreamSource(
+        stream,
+        rate,
+        channels,
+        dtype,
+        name=name,
+        limit=None if unknown else size,
+        scale=scale,
+        offset=offset,
+    )
+
+
+def _raw_source(
+    stream: BinaryIO, rate: int | None, channels: int | None, sample_format: str | None
+) -> StreamSource:
+    if not rate or rate < 1000 or rate > 384000:
+        raise NsplayerError("--raw needs --rate N (the sample rate in Hz, e.g. 22050)")
+    channels = channels or 1
+    if channels < 1 or channels > 32:
+        raise NsplayerError(f"--channels must be between 1 and 32, not {channels}")
+    sample_format = sample_format or "s16le"
+    if sample_format not in SAMPLE_FORMATS:
+        choices = "|".join(SAMPLE_FORMATS)
+        raise NsplayerError(f"--sample-format must be {choices}, not {sample_format!r}")
+    return StreamSource(stream, rate, channels, SAMPLE_FORMATS[sample_format])
+
+
+def open_source(
+    path_or_dash: str | Path,
+    raw: bool = False,
+    rate: int | None = None,
+    channels: int | None = None,
+    sample_format: str | None = None,
+    *,
+    stdin: BinaryIO | None = None,
+) -> AudioSource:
+    """Open a file, or stdin for ``-`` (WAV stream, or raw PCM with ``raw=True``)."""
+    if str(path_or_dash) == "-":
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        if raw:
+            return _raw_source(stream, rate, channels, sample_format)
+        return open_wav_stream(stream)
+    if raw:
+        raise NsplayerError("--raw applies to stdin only: use `nsplayer play - --raw ...`")
+    return FileSource(Path(path_or_dash))
+
+
+def to_mono(block: np.ndarray) -> np.ndarray:
+    """Average the channels: models take mono."""
+    return block[:, 0].copy() if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
