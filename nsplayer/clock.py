@@ -1,0 +1,170 @@
+"""The frame scheduler: when to send each frame, on the audio sink's clock.
+
+Speech frame i describes the face at audio time i / fps, so it is due when sample
+i * sr / fps is heard: ``sink.dac_time(...) + av_offset``. The device clock is the
+master; sleeps only serve to wake up ~2 ms early, then a short fine wait (tiny sleeps,
+a spin for the last few hundred microseconds) releases the frame on time without a
+busy core.
+
+When no speech frame is due (before the audio starts, in stdin gaps, after the end),
+idle ticks keep packets flowing at exactly one per frame period, so the face never
+freezes; speech frames lock back on to the audio clock as soon as it is known. A
+frame late by more than one period is dropped and counted, never sent in a burst.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from nsplayer.audio.sinks import Sink
+
+_COARSE_MARGIN = 0.0015  # wake this long before the due time, then wait finely
+_SPIN = 0.0003  # below this, spin instead of sleeping (sleep overshoots ~50-100 us)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The next packet to send: speech frame ``index`` (None = idle tick) at ``due``."""
+
+    index: int | None
+    due: float
+    next_index: int | None  # the speech frame to ask for after this one
+
+
+class SendStats:
+    """Per sent packet: speech frame index (-1 idle), audio time, due and send time."""
+
+    def __init__(self) -> None:
+        self.index = array("q")
+        self.audio_time = array("d")
+        self.due = array("d")
+        self.sent = array("d")
+
+    def add(self, index: int | None, audio_time: float, due: float, sent: float) -> None:
+        self.index.append(-1 if index is None else index)
+        self.audio_time.append(audio_time)
+        self.due.append(due)
+        self.sent.append(sent)
+
+    def summary(self) -> dict[str, float | int | None]:
+        """Send error of speech frames (sent - due) and the spread of send intervals, in ms."""
+        speech = np.frombuffer(self.index, np.int64) >= 0
+        error = (np.asarray(self.sent) - np.asarray(self.due))[speech] * 1000.0
+        intervals = np.diff(np.asarray(self.sent)) * 1000.0
+        return {
+            "frames_sent": len(self.index),
+            "speech_frames": int(speech.sum()),
+            "error_ms_p50": _pct(np.abs(error), 50),
+            "error_ms_p99": _pct(np.abs(error), 99),
+            "error_ms_max": _pct(np.abs(error), 100),
+            "error_ms_mean": float(error.mean()) if len(error) else None,
+            "interval_ms_p50": _pct(intervals, 50),
+            "interval_ms_min": _pct(intervals, 0),
+            "interval_ms_max": _pct(intervals, 100),
+        }
+
+    def frames(self) -> list[dict[str, float | int | None]]:
+        return [
+            {
+                "index": None if i < 0 else i,
+                "audio_time": None if i < 0 else a,
+                "due": d,
+                "sent": s,
+            }
+            for i, a, d, s in zip(self.index, self.audio_time, self.due, self.sent, strict=True)
+        ]
+
+
+def _pct(values: np.ndarray, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 4) if len(values) else None
+
+
+class FrameScheduler:
+    """Plans and releases one packet per frame period, locked to the sink's DAC clock.
+
+    Use: ``slot = plan(next_speech_index)``, compute the frame, ``release(slot)``, send.
+    ``sleep`` is injectable so tests run on a fake clock shared with a NullSink.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        fps: int,
+        sample_rate: int,
+        av_offset_ms: float = 0.0,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.sink = sink
+        self.fps = fps
+        self.period = 1.0 / fps
+        self.sample_rate = sample_rate
+        self.av_offset = av_offset_ms / 1000.0
+        self.dropped = 0
+        self.stats = SendStats()
+        self._sleep = sleep
+        self._last: float | None = None  # due time of the last planned slot
+        self._last_sent = -float("inf")
+
+    def due(self, index: int) -> float | None:
+        """When speech frame ``index`` should be sent, or None while its audio is unknown."""
+        heard = self.sink.dac_time(round(index * self.sample_rate / self.fps))
+        return None if heard is None else heard + self.av_offset
+
+    def plan(self, index: int | None) -> Slot:
+        """The next slot: speech frame ``index`` (or a later one, if late) or an idle tick.
+
+        A speech frame is taken if it is due within 1.5 periods of the last slot. One due
+        before now - period, or less than half a period after the last packet went out
+        (it would go out in a burst), is dropped. Packets are never closer than that.
+        """
+        now = self.sink.now()
+        if self._last is None:
+            self._last = now - self.period
+        earliest = self._last_sent + 0.5 * self.period
+        idle_due = max(self._last + self.period, earliest)
+        while index is not None:
+            due = self.due(index)
+            if due is None or due > idle_due + 0.5 * self.period:
+                break
+            if due < now - self.period or due < earliest:
+                self.dropped += 1
+                index += 1
+                continue
+            self._last = due
+            return Slot(index, due, index + 1)
+        self._last = idle_due
+        return Slot(None, idle_due, index)
+
+    def release(self, slot: Slot) -> float:
+        """Wait until the slot is due on the sink clock; record and return the release time."""
+        while True:
+            left = slot.due - self.sink.now()
+            if left <= 0:
+                break
+            if left > _COARSE_MARGIN + _SPIN:
+                self._sleep(left - _COARSE_MARGIN)
+            else:
+                self._sleep(_SPIN / 2 if left > _SPIN else 0.0)  # sleep(0) just yields the GIL
+        sent = self._last_sent = self.sink.now()
+        audio_time = 0.0 if slot.index is None else slot.index / self.fps
+        self.stats.add(slot.index, audio_time, slot.due, sent)
+        return sent
+
+    def report(self) -> dict[str, object]:
+        """The --stats JSON: sink, latency, drops, summary and every sent packet."""
+        return {
+            "sink": self.sink.kind,
+            "output_latency_s": self.sink.latency,
+            "fps": self.fps,
+            "av_offset_ms": self.av_offset * 1000.0,
+            "dropped": self.dropped,
+            "underruns": self.sink.underruns,
+            "summary": self.stats.summary(),
+            "frames": self.stats.frames(),
+        }
