@@ -1,0 +1,524 @@
+"""`nsplayer live`: microphone in, Live Link frames out, as soon as they are computed.
+
+Unlike `play` there is no audio clock to follow: the face follows the voice, so what
+matters is latency, the sum of what each stage holds back — the device's input buffering
+plus one block, the model's look-ahead, the send. ``run_live`` prints that budget at
+start. Everything is bounded (input queue, gate history, NeuroSync window, sample clock)
+so the command runs for hours with flat memory; only ``--stats`` keeps per-frame records.
+
+Threads: the PortAudio callback only copies blocks into a bounded queue; the main thread
+runs model, gate, animator and sender. NeuroSync requests run on one worker thread.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import concurrent.futures
+import contextlib
+import json
+import math
+import queue
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from livelink import FrameTime, LiveLinkSender
+from nsplayer.errors import NsplayerError
+from nsplayer.vad import VoiceGate
+
+QUEUE_S = 0.5  # input buffered at most; older blocks are dropped when the consumer lags
+STALL_S = 2.0  # no input for this long: the device is gone
+EASE_OUT_S = 0.2  # at most this long to ease the face back to idle
+MONITOR_MAX_S = 0.2  # monitor output queued at most; more is dropped to keep it live
+WINDOW_FRAMES = 128  # NeuroSync needs at least this much context per request
+NEUROSYNC_FPS = 60
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """What only `live` has; the shared options travel in ``nsplayer.config.Options``."""
+
+    rate: int | None = None  # None: the input device's default rate
+    block_ms: float = 10.0
+    monitor: bool = False
+    hop_ms: float = 100.0  # neurosync: how often the newest window is re-sent
+    duration: float | None = None  # stop after this many seconds of input
+    gate: bool = True  # voice-activity gate in front of the animator
+
+
+@dataclass
+class LiveResult:
+    frames: int = 0
+    overflows: int = 0  # PortAudio reported lost input
+    dropped: int = 0  # blocks dropped because the main thread fell behind
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class Block:
+    pcm: np.ndarray  # float32 mono
+    adc: float  # time.monotonic() when its first sample was captured
+    arrival: float  # time.monotonic() when the callback handed it over
+
+
+# -- input -----------------------------------------------------------------------------------
+
+
+class MicInput:
+    """A sounddevice input stream feeding a bounded queue.
+
+    The callback never blocks: when the main thread falls behind, the oldest block is
+    dropped (counted), so latency cannot creep up over a long run. PortAudio's callback
+    times are on their own clock; each block's capture time is converted to
+    ``time.monotonic()`` from the age PortAudio reports for it.
+    """
+
+    def __init__(self, device: str | int | None, rate: int | None, block_ms: float) -> None:
+        from nsplayer.audio.sinks import _sounddevice, resolve_device
+
+        sd = _sounddevice()
+        index = resolve_device(device, "input")
+        try:
+            info = sd.query_devices(index, "input")
+        except (ValueError, sd.PortAudioError) as exc:
+            raise NsplayerError(
+                f"no audio input device ({exc}) — list them with `nsplayer devices` "
+                "and pick one with --input-device NAME|INDEX"
+            ) from None
+        self.rate = int(rate or info["default_samplerate"] or 16000)
+        self.block = max(1, round(self.rate * block_ms / 1000.0))
+        self.device_name = str(info["name"])
+        self.overflows = 0
+        self.dropped = 0
+        self.finished = False
+        self._queue: queue.Queue[Block] = queue.Queue(
+            maxsize=max(2, math.ceil(QUEUE_S * self.rate / self.block))
+        )
+        try:
+            self._stream = sd.InputStream(
+                samplerate=self.rate,
+                blocksize=self.block,
+                channels=1,
+                dtype="float32",
+                device=index,
+                latency="low",
+                callback=self._callback,
+                finished_callback=self._finished,
+            )
+            self.latency = float(self._stream.latency)
+        except (ValueError, sd.PortAudioError) as exc:
+            raise NsplayerError(
+                f"cannot record from {self.device_name!r} at {self.rate} Hz ({exc}) — try "
+                "another --rate or --input-device (see `nsplayer devices`)"
+            ) from None
+
+    def start(self) -> None:
+        """Start recording (after the model is built, so no stale audio queues up)."""
+        self._stream.start()
+
+    def read(self, timeout: float) -> Block | None:
+        try:
+            return self._queue.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        try:
+            self._stream.abort()
+            self._stream.close()
+        except Exception:  # the device may be gone already; closing is best-effort
+            pass
+
+    def _callback(self, indata: np.ndarray, frames: int, timing, status) -> None:
+        now = time.monotonic()
+        adc, current = float(timing.inputBufferAdcTime), float(timing.currentTime)
+        age = current - adc if 0 < adc <= current else self.latency + frames / self.rate
+        if status.input_overflow:
+            self.overflows += 1
+        block = Block(indata[:, 0].copy(), now - age, now)
+        try:
+            self._queue.put_nowait(block)
+        except queue.Full:
+            with contextlib.suppress(queue.Empty):
+                self._queue.get_nowait()
+            self.dropped += 1
+            self._queue.put_nowait(block)
+
+    def _finished(self) -> None:
+        self.finished = True
+
+
+# -- frame producers -------------------------------------------------------------------------
+
+
+class FrameProducer(Protocol):
+    """Audio in, (frame index, row) out; frame i is audio time i / fps."""
+
+    lookahead_s: float
+
+    def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]: ...
+
+    def close(self) -> None: ...
+
+
+class StreamingFrames:
+    """A streaming model (the embedded one, causal): each block yields the frames it completes."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+        self._next = 0
+        self.lookahead_s = float(model.lookahead_s)
+
+    def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        rows = self._model.feed(pcm)
+        out = [(self._next + k, row) for k, row in enumerate(rows)]
+        self._next += len(rows)
+        return out
+
+    def close(self) -> None:
+        self._model.close()
+
+
+class SlidingWindows:
+    """NeuroSync needs >= 128 frames of context, so it cannot stream: every hop the newest
+    window of audio is sent, and only the frames no earlier window delivered are kept.
+
+    ``client`` is the NeuroSync HTTP client (retries, validation, API key handling). One
+    request is in flight at a time; a hop that comes while it runs is skipped, so a slow
+    server lowers the update rate instead of building a backlog.
+    """
+
+    def __init__(self, client, rate: int, fps: int, hop_s: float) -> None:
+        self._client, self._rate, self._fps = client, rate, fps
+        self._window = math.ceil(WINDOW_FRAMES * rate / NEUROSYNC_FPS) + rate // 10
+        self._hop = max(1, round(hop_s * rate))
+        self._ring = np.zeros(self._window, np.float32)
+        self._received = 0  # samples seen
+        self._next_submit = self._window  # first request once a full window is in
+        self._next_frame = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="neurosync")
+        self._pending: concurrent.futures.Future | None = None
+        self._pending_start = 0
+        self.lookahead_s = hop_s  # plus the request time, which is measured, not known
+        self.error: Exception | None = None
+
+    def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        pcm = np.asarray(pcm, np.float32)[-self._window :]
+        self._ring = np.concatenate([self._ring[len(pcm) :], pcm])
+        self._received += len(pcm)
+        out = self._collect()
+        if self._pending is None and self._received >= self._next_submit:
+            self._pending_start = self._received - self._window
+            self._pending = self._pool.submit(self._request, self._ring.copy())
+            self._next_submit = self._received + self._hop
+        return out
+
+    def _collect(self) -> list[tuple[int, np.ndarray]]:
+        if self._pending is None or not self._pending.done():
+            return []
+        future, self._pending = self._pending, None
+        try:
+            rows = np.asarray(future.result(), np.float32)
+        except Exception as exc:  # reported by the session as one line
+            self.error = exc
+            return []
+        start_s = self._pending_start / self._rate
+        end = math.floor((self._pending_start + self._window) / self._rate * self._fps)
+        first = max(self._next_frame, math.ceil(start_s * self._fps))
+        out = []
+        for i in range(first, end):
+            row = round((i / self._fps - start_s) * NEUROSYNC_FPS)
+            if 0 <= row < len(rows):
+                out.append((i, rows[row]))
+        self._next_frame = max(self._next_frame, end)
+        return out
+
+    def _request(self, pcm: np.ndarray) -> np.ndarray:
+        from nsplayer.models.neurosync import _wav_bytes
+
+        rows = math.ceil(len(pcm) / self._rate * NEUROSYNC_FPS)
+        return self._client.post(_wav_bytes(pcm, self._rate), rows)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+
+# -- timing ----------------------------------------------------------------------------------
+
+
+class SampleClock:
+    """Capture time (monotonic) of any recent sample: bounded history of block starts."""
+
+    def __init__(self, rate: int, history: int = 2048) -> None:
+        self.rate = rate
+        self.samples = 0
+        self._starts: collections.deque[int] = collections.deque(maxlen=history)
+        self._adcs: collections.deque[float] = collections.deque(maxlen=history)
+
+    def add(self, block: Block) -> None:
+        self._starts.append(self.samples)
+        self._adcs.append(block.adc)
+        self.samples += len(block.pcm)
+
+    def capture_time(self, sample: float) -> float:
+        k = max(0, bisect.bisect_right(self._starts, sample) - 1)
+        return self._adcs[k] + (sample - self._starts[k]) / self.rate
+
+
+class Timecode:
+    """Consecutive time-of-day frame times anchored on the capture time of the audio.
+
+    Frame numbers advance by exactly one per frame; when the input device's clock has
+    drifted a whole frame from the system clock (minutes to hours), the anchor moves by
+    that frame, so the timecode never drifts away from the time of day.
+    """
+
+    def __init__(self, fps: int) -> None:
+        self.fps = fps
+        self._offset = FrameTime.now(fps, 1).to_seconds() - time.monotonic()
+        self._base: float | None = None
+
+    def at(self, index: int, capture: float | None) -> FrameTime:
+        """Frame time of frame ``index`` captured at ``capture`` (None: just the next one)."""
+        if capture is not None:
+            actual = capture + self._offset
+            expected = None if self._base is None else self._base + index / self.fps
+            if expected is None or abs(actual - expected) >= 1.0 / self.fps:
+                self._base = actual - index / self.fps
+        elif self._base is None:
+            self._base = time.monotonic() + self._offset - index / self.fps
+        seconds = (self._base + index / self.fps) % 86400.0
+        return FrameTime.from_seconds(seconds, self.fps, 1)
+
+
+@dataclass
+class Stats:
+    """Per-frame times (monotonic) for ``--stats``: what the latency benchmark splits."""
+
+    index: array = field(default_factory=lambda: array("q"))
+    capture: array = field(default_factory=lambda: array("d"))  # when frame's audio was captured
+    arrival: array = field(default_factory=lambda: array("d"))  # block completing it arrived
+    ready: array = field(default_factory=lambda: array("d"))  # model returned it
+    sent: array = field(default_factory=lambda: array("d"))
+    speech: array = field(default_factory=lambda: array("b"))
+
+    def write(self, path: Path, header: dict[str, object]) -> None:
+        frames = {name: list(getattr(self, name)) for name in self.__dataclass_fields__}
+        path.write_text(json.dumps({**header, "frames": frames}))
+
+
+# -- session ---------------------------------------------------------------------------------
+
+
+class LiveSession:
+    """Input blocks -> frames -> gate -> animator -> sender, one frame sent per model frame."""
+
+    def __init__(
+        self,
+        mic,
+        producer: FrameProducer,
+        animator,
+        sender: LiveLinkSender,
+        fps: int,
+        *,
+        gate: VoiceGate | None,
+        monitor=None,
+        stats: Stats | None = None,
+        report: Callable[[str], None] = lambda line: None,
+        verbose: int = 0,
+    ) -> None:
+        self.mic, self.producer, self.animator, self.sender = mic, producer, animator, sender
+        self.fps, self.gate, self.monitor, self.stats = fps, gate, monitor, stats
+        self.report, self.verbose = report, verbose
+        self.clock = SampleClock(mic.rate)
+        self.timecode = Timecode(fps)
+        self.result = LiveResult()
+        self._last_send = -math.inf
+        self._next_index = 0
+        self._last_input = time.monotonic()
+        self._reported_overflows = 0
+
+    def run(self, duration: float | None) -> LiveResult:
+        """Until ``duration`` seconds of input, Ctrl-C or a device fault; always eases out."""
+        limit = math.inf if duration is None else duration * self.mic.rate
+        try:
+            while self.clock.samples < limit:
+                self._step()
+        except KeyboardInterrupt:
+            self.result.interrupted = True
+        finally:
+            self.ease_out()
+            self.result.overflows, self.result.dropped = self.mic.overflows, self.mic.dropped
+        return self.result
+
+    def _step(self) -> None:
+        block = self.mic.read(0.05)
+        now = time.monotonic()
+        if block is None:
+            if self.mic.finished or now - self._last_input > STALL_S:
+                raise NsplayerError(
+                    f"input device {self.mic.device_name!r} stopped delivering audio "
+                    "(unplugged?) — reconnect it or pick another with --input-device "
+                    "(see `nsplayer devices`)"
+                )
+            return
+        self._last_input = now
+        self.clock.add(block)
+        if self.gate is not None:
+            self.gate.push(block.pcm)
+        if self.monitor is not None:
+            self._play(block.pcm)
+        for index, row in self.producer.push(block.pcm):
+            self._send(index, row, block.arrival)
+        self._check_faults()
+
+    def _send(self, index: int, row: np.ndarray, arrival: float) -> None:
+        ready = time.monotonic()
+        audio_t = index / self.fps
+        speech = self.gate is None or self.gate.active_at(audio_t + self.producer.lookahead_s)
+        values = self.animator.step(row if speech else None)
+        wait = self._last_send + 0.5 / self.fps - time.monotonic()
+        if wait > 0:  # a burst (late block, NeuroSync window) goes out at most 2x the frame rate
+            time.sleep(wait)
+        capture = self.clock.capture_time(audio_t * self.mic.rate)
+        self.sender.send(values, self.timecode.at(index, capture))
+        self._last_send = sent = time.monotonic()
+        self._next_index = index + 1
+        self.result.frames += 1
+        if self.stats is not None:
+            for name, value in zip(
+                ("index", "capture", "arrival", "ready", "sent", "speech"),
+                (index, capture, arrival, ready, sent, int(speech)),
+                strict=True,
+            ):
+                getattr(self.stats, name).append(value)
+
+    def _play(self, pcm: np.ndarray) -> None:
+        """Monitor: hand the input to the output, dropping it if the output lags behind."""
+        heard = self.monitor.dac_time(self.monitor.written - 1) if self.monitor.written else None
+        if heard is None or heard - self.monitor.now() < MONITOR_MAX_S:
+            self.monitor.write(pcm[:, None])
+
+    def _check_faults(self) -> None:
+        error = getattr(self.producer, "error", None)
+        if error is not None:
+            raise NsplayerError(f"model request failed: {error}")
+        if self.verbose and self.mic.overflows > self._reported_overflows:
+            self._reported_overflows = self.mic.overflows
+            self.report(f"live: input overflow ({self.mic.overflows} so far)")
+
+    def ease_out(self) -> None:
+        """Step the idle face until speech has faded, at the frame rate, so UE never freezes
+        a mouth open."""
+        index = self._next_index
+        for _ in range(math.ceil(EASE_OUT_S * self.fps)):
+            if self.animator.speech_weight < 0.01:
+                break
+            time.sleep(1.0 / self.fps)
+            values = self.animator.step(None)
+            self.sender.send(values, self.timecode.at(index, None))
+            index += 1
+            self.result.frames += 1
+
+
+def latency_line(mic: MicInput, lookahead_s: float, neurosync: bool) -> str:
+    """The budget printed at start: what each stage adds before a frame can leave."""
+    block = mic.block / mic.rate
+    model = "hop + request time" if neurosync else "model look-ahead"
+    total = mic.latency + block + lookahead_s
+    return (
+        f"live: {mic.device_name!r} at {mic.rate} Hz; latency ≈ {mic.latency * 1000:.0f} ms input"
+        f" + {block * 1000:.0f} ms block + {lookahead_s * 1000:.0f} ms {model} + <1 ms send"
+        f" = {total * 1000:.0f} ms{' + request time' if neurosync else ''}"
+    )
+
+
+def run_live(options, settings: LiveSettings, report: Callable[[str], None]) -> LiveResult:
+    """Build input, model, animator and sender from the options, print the latency, run."""
+    from nsplayer.animation import Animator
+    from nsplayer.audio.sinks import DeviceSink
+
+    mic = MicInput(options.input_device, settings.rate, settings.block_ms)
+    producer = _producer(options, settings, mic.rate)
+    closers: list[Callable[[], None]] = [producer.close, mic.close]
+    try:
+        sender = _sender(options)
+        closers.append(sender.close)
+        monitor = None
+        if settings.monitor:
+            monitor = DeviceSink(
+                mic.rate, 1, device=options.device, buffer_ms=2 * settings.block_ms
+            )
+            closers.append(monitor.close)
+        animator = Animator(
+            fps=options.fps,
+            gains=options.gains,
+            idle=options.idle,
+            emotion=options.emotion,
+            seed=options.seed,
+        )
+        gate = VoiceGate(mic.rate) if settings.gate else None
+        stats = Stats() if options.stats else None
+        session = LiveSession(
+            mic,
+            producer,
+            animator,
+            sender,
+            options.fps,
+            gate=gate,
+            monitor=monitor,
+            stats=stats,
+            report=report,
+            verbose=options.verbose,
+        )
+        report(latency_line(mic, producer.lookahead_s, options.model == "neurosync"))
+        mic.start()
+        result = session.run(settings.duration)
+        if stats is not None:
+            stats.write(Path(options.stats), _stats_header(mic, producer, options.fps, result))
+        if options.verbose:
+            report(
+                f"live: {result.frames} frames sent, {result.overflows} input overflows, "
+                f"{result.dropped} blocks dropped"
+            )
+        return result
+    finally:
+        for close in reversed(closers):
+            close()
+
+
+def _producer(options, settings: LiveSettings, rate: int) -> FrameProducer:
+    from nsplayer.models import create_model
+
+    if options.model == "neurosync":
+        from nsplayer.models.neurosync import _HttpClient
+
+        client = _HttpClient(options.neurosync)
+        return SlidingWindows(client, rate, options.fps, settings.hop_ms / 1000)
+    return StreamingFrames(create_model(options.model, rate, options.fps, causal=True))
+
+
+def _sender(options) -> LiveLinkSender:
+    try:
+        return LiveLinkSender(options.targets, subject=options.subject, device_id=options.device_id)
+    except ValueError as exc:
+        raise NsplayerError(f"{exc} — give --target HOST:PORT") from None
+
+
+def _stats_header(mic: MicInput, producer: FrameProducer, fps: int, result: LiveResult) -> dict:
+    return {
+        "rate": mic.rate,
+        "fps": fps,
+        "block_s": mic.block / mic.rate,
+        "input_latency_s": mic.latency,
+        "lookahead_s": producer.lookahead_s,
+        "overflows": result.overflows,
+        "dropped": result.dropped,
+    }
