@@ -1,0 +1,517 @@
+"""The NeuroSync model over HTTP (`--model neurosync`): local or hosted NeuroSync Local API.
+
+Contract (DESIGN.md §4): ``POST <url>`` with a WAV file as the body, answer
+``{"blendshapes": [[61 or 68 floats], ...]}`` at 60 rows/s. The model needs about 2 s of
+context, so audio is sent in overlapping segments (cut at quiet points) that are cross-faded
+on the overlap; the first frames are ready after the first segment, not after the whole file,
+and later segments are requested ahead of playback by worker threads. Frames are stitched at
+60 fps (exactly ceil(duration * 60)), then resampled to the requested fps.
+
+If the server fails after it has answered once, ``on_model_error`` decides:
+``embedded`` continues with the embedded model from the first missing frame, ``idle`` returns
+all-zero rows from there and sets ``idle_from_frame`` (the player steps its animator with no
+speech from that frame on), ``stop`` raises. A failure before the first answer always raises:
+the URL or the server is wrong, and the user should hear about it.
+
+The API key goes only into the ``API-Key`` request header: never into messages or logs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+import soundfile as sf
+from urllib3.exceptions import NewConnectionError
+
+from nsplayer.errors import NsplayerError
+from nsplayer.models.base import EMOTION_NAMES, N_SHAPES, N_WITH_EMOTIONS, FaceModel
+
+if TYPE_CHECKING:
+    from nsplayer.config import NeuroSyncSettings
+
+log = logging.getLogger(__name__)
+
+SERVER_FPS = 60
+MIN_CONTEXT_S = 2.2  # NeuroSync needs ~128 frames of context: never send less if we have it
+BACKOFF_S = 0.2  # first retry delay; doubles per attempt
+FAR_OUT_OF_RANGE = 1.5  # |value| beyond this is garbage, not overshoot
+_ROW_BYTES = N_WITH_EMOTIONS * 24  # generous JSON size of one row
+_NEUTRAL = EMOTION_NAMES.index("Neutral")
+
+
+class _Pending(NamedTuple):
+    """A submitted segment: 60 fps frames [start, end), and its answer to come."""
+
+    start: int
+    end: int
+    final: bool
+    future: Future[np.ndarray]
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt (connection error, 5xx); carries a safe message."""
+
+
+class _HttpClient:
+    """Posts WAV segments and returns validated, sanitized rows. Thread-safe."""
+
+    def __init__(self, settings: NeuroSyncSettings) -> None:
+        from nsplayer.server import is_loopback
+
+        self.url = settings.url
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise NsplayerError(
+                f"model URL {self.url!r} is not an http(s) URL — "
+                f"e.g. http://127.0.0.1:5000/audio_to_blendshapes"
+            )
+        key = settings.api_key
+        insecure = parts.scheme == "http" and not is_loopback(parts.hostname)
+        if key and insecure and not settings.allow_insecure:
+            raise NsplayerError(
+                f"refusing to send the API key over plain http to {parts.hostname} — "
+                f"use an https URL, or --allow-insecure on a trusted network"
+            )
+        self._key = key
+        self._settings = settings
+        self._session = requests.Session()
+        self._session.headers["Content-Type"] = "application/octet-stream"
+        if key:
+            self._session.headers["API-Key"] = key
+        self._warned = threading.Event()
+
+    def post(self, wav: bytes, expected_rows: int) -> np.ndarray:
+        """POST with bounded retries and backoff for connection errors and 5xx."""
+        attempt = 0
+        while True:
+            try:
+                return self._post_once(wav, expected_rows)
+            except _Retryable as exc:
+                if attempt >= self._settings.retries:
+                    raise NsplayerError(str(exc)) from None
+            time.sleep(BACKOFF_S * 2**attempt)
+            attempt += 1
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _post_once(self, wav: bytes, expected_rows: int) -> np.ndarray:
+        s = self._settings
+        try:
+            with self._session.post(
+                self.url,
+                data=wav,
+                timeout=(s.connect_timeout, s.read_timeout),
+                stream=True,
+                allow_redirects=False,
+            ) as resp:
+                self._check_status(resp)
+                body = self._read_bounded(resp, 64 * 1024 + expected_rows * _ROW_BYTES * 2)
+        except requests.ReadTimeout:
+            raise NsplayerError(
+                f"model server at {self.url} did not answer within "
+                f"{s.read_timeout:g} s — raise --read-timeout or check the "
+                f"server"
+            ) from None
+        except requests.ConnectionError as exc:
+            raise _Retryable(self._connection_message(exc)) from None
+        except requests.RequestException as exc:  # broken chunked body, bad encoding
+            raise _Retryable(
+                f"connection to the model server at {self.url} broke off "
+                f"mid-response ({type(exc).__name__})"
+            ) from None
+        return self._parse(body)
+
+    def _connection_message(self, exc: requests.ConnectionError) -> str:
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, NewConnectionError):
+            return (
+                f"model server not reachable at {self.url} — is the NeuroSync Local API "
+                f"running? or use --model embedded"
+            )
+        return f"connection to the model server at {self.url} broke off mid-request"
+
+    def _check_status(self, resp: requests.Response) -> None:
+        code = resp.status_code
+        if code >= 500:
+            raise _Retryable(f"model server at {self.url} failed: HTTP {code}")
+        if 300 <= code < 400:
+            raise NsplayerError(
+                f"model server at {self.url} redirects (HTTP {code}) — use the "
+                f"final URL (keys are not sent through redirects)"
+            )
+        if code >= 400:
+            detail = self._scrub(resp.text[:200]) if code != 401 else ""
+            hint = "check --api-key" if code in (401, 403) else "check --url and the audio"
+            raise NsplayerError(
+                f"model server at {self.url} refused the request: HTTP {code}"
+                f"{' ' + detail if detail else ''} — {hint}"
+            )
+
+    def _read_bounded(self, resp: requests.Response, limit: int) -> bytes:
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise NsplayerError(
+                f"model server at {self.url} sent {declared} bytes, more than "
+                f"the {limit} expected — is the URL right?"
+            )
+        body = bytearray()
+        for chunk in resp.iter_content(1 << 16):
+            body += chunk
+            if len(body) > limit:
+                raise NsplayerError(
+                    f"model server at {self.url} sent more than {limit} bytes — is the URL right?"
+                )
+        return bytes(body)
+
+    def _parse(self, body: bytes) -> np.ndarray:
+        where = f"model server at {self.url}"
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise NsplayerError(
+                f"{where} returned malformed JSON — is the URL a NeuroSync "
+                f"/audio_to_blendshapes endpoint?"
+            ) from None
+        rows = payload.get("blendshapes") if isinstance(payload, dict) else None
+        if not isinstance(rows, list) or not rows:
+            raise NsplayerError(
+                f'{where} returned no blendshapes — expected {{"blendshapes": [[...], ...]}}'
+            )
+        try:
+            frames = np.asarray(rows, dtype=np.float64)
+        except (ValueError, TypeError):
+            raise NsplayerError(f"{where} returned rows that are not lists of numbers") from None
+        width = frames.shape[1] if frames.ndim == 2 else None
+        if width not in (N_SHAPES, N_WITH_EMOTIONS):
+            got = f"rows of {width} values" if width else "ragged rows"
+            raise NsplayerError(
+                f"{where} returned {got} (expected 61 or 68) — is the URL a NeuroSync endpoint?"
+            )
+        return self._sanitize(frames)
+
+    def _sanitize(self, frames: np.ndarray) -> np.ndarray:
+        """NaN/inf become 0 and everything is clipped to [-1, 1]; garbage warns once."""
+        with np.errstate(invalid="ignore"):
+            garbage = ~np.isfinite(frames) | (np.abs(frames) > FAR_OUT_OF_RANGE)
+        if garbage.any() and not self._warned.is_set():
+            self._warned.set()
+            log.warning(
+                "model server at %s returned %d NaN, infinite or far out-of-range "
+                "values; replaced them (warning once)",
+                self.url,
+                int(garbage.sum()),
+            )
+        clean = np.nan_to_num(frames, nan=0.0, posinf=0.0, neginf=0.0)
+        return np.clip(clean, -1.0, 1.0).astype(np.float32)
+
+    def _scrub(self, text: str) -> str:
+        """Server text goes into our messages: make sure it cannot echo the key."""
+        text = " ".join(text.split())
+        return text.replace(self._key, "***") if self._key else text
+
+
+class _Resampler:
+    """60 fps rows in, ``fps`` rows out (linear interpolation), streaming."""
+
+    def __init__(self, fps: int) -> None:
+        self.fps = fps
+        self._rows: np.ndarray | None = None  # kept 60 fps rows, first is _base
+        self._base = 0
+        self._out = 0  # output frames emitted
+
+    def push(self, rows: np.ndarray) -> np.ndarray:
+        if len(rows):
+            self._rows = rows if self._rows is None else np.concatenate([self._rows, rows])
+        return self._emit(None)
+
+    def finish(self, n_out: int) -> np.ndarray:
+        return self._emit(n_out)
+
+    def _emit(self, n_out: int | None) -> np.ndarray:
+        if self._rows is None:
+            return np.zeros((0, N_SHAPES), np.float32)
+        end = self._base + len(self._rows)  # 60 fps rows known
+        out = []
+        while True:
+            pos = self._out * SERVER_FPS / self.fps
+            i = math.floor(pos)
+            frac = pos - i
+            if n_out is None:
+                if i + (1 if frac else 0) >= end:
+                    break
+            elif self._out >= n_out:
+                break
+            a = self._rows[min(i, end - 1) - self._base]
+            b = self._rows[min(i + 1, end - 1) - self._base]
+            out.append(a + (b - a) * np.float32(frac))
+            self._out += 1
+        keep = max(0, min(math.floor(self._out * SERVER_FPS / self.fps), end - 1) - self._base)
+        self._rows, self._base = self._rows[keep:], self._base + keep
+        width = self._rows.shape[1]
+        return np.asarray(out, np.float32).reshape(-1, width)
+
+
+class NeuroSyncModel(FaceModel):
+    """FaceModel over a NeuroSync-compatible HTTP endpoint (see the module docstring)."""
+
+    def __init__(
+        self, sample_rate: int, fps: int = 60, settings: NeuroSyncSettings | None = None
+    ) -> None:
+        if settings is None:
+            from nsplayer.config import NeuroSyncSettings
+
+            settings = NeuroSyncSettings()
+        if settings.on_model_error not in ("embedded", "idle", "stop"):
+            raise NsplayerError(
+                f"on_model_error must be embedded, idle or stop, not {settings.on_model_error!r}"
+            )
+        if settings.overlap_s <= 0 or settings.segment_s < settings.overlap_s + 1.0:
+            raise NsplayerError(
+                "NeuroSync segment_s must exceed overlap_s by at least 1 s, "
+                "and overlap_s must be positive"
+            )
+        self.sample_rate = int(sample_rate)
+        self.fps = int(fps)
+        self.lookahead_s = float(settings.segment_s)
+        self.idle_from_frame: int | None = None  # output frame from which rows carry no speech
+        self._settings = settings
+        self._client = _HttpClient(settings)
+        self._pool = ThreadPoolExecutor(max(1, settings.max_inflight), "neurosync")
+        self._seg = round(settings.segment_s * SERVER_FPS)
+        self._overlap = round(settings.overlap_s * SERVER_FPS)
+        self._chunks: list[np.ndarray] = []  # audio from sample self._kept_from on
+        self._kept_from = 0
+        self._n_samples = 0
+        self._next_start = 0  # 60 fps frame where the next segment starts
+        self._covered = 0  # 60 fps frame where the last submitted segment ends
+        self._pending: deque[_Pending] = deque()
+        self._tail: tuple[int, np.ndarray] | None = None  # last answer's overlap, not yet out
+        self._emitted = 0  # 60 fps frames emitted
+        self._answered = False
+        self._width: int | None = None
+        self._fallback: FaceModel | None = None
+        self._idle = False
+        self._out = _Resampler(self.fps)
+
+    # --- FaceModel -------------------------------------------------------------------------
+
+    def feed(self, pcm: np.ndarray) -> np.ndarray:
+        """Queue audio, submit every full segment, return the frames ready so far."""
+        pcm = np.asarray(pcm, np.float32).reshape(-1)
+        self._n_samples += len(pcm)
+        if self._fallback is not None:
+            return self._out.push(self._from_fallback(self._fallback.feed(pcm)))
+        if self._idle:
+            return self._out.push(self._idle_rows(math.floor(self._frames_known())))
+        self._chunks.append(pcm)
+        while self._frames_known() >= self._next_start + self._seg:
+            self._submit(self._cut_point(), final=False)
+        return self._out.push(self._collect(block=False))
+
+    def flush(self) -> np.ndarray:
+        """Send the last segment, wait for every answer, return the remaining frames."""
+        total = math.ceil(self._frames_known() - 1e-9)
+        if self._fallback is None and not self._idle and total > self._covered:
+            self._submit(total, final=True)
+        parts = [self._collect(block=True)]
+        if self._tail is not None:  # the stream ended exactly at a cut
+            parts.append(self._tail[1])
+            self._emitted += len(self._tail[1])
+            self._tail = None
+        if self._fallback is not None:
+            parts.append(self._from_fallback(self._fallback.flush()))
+        elif self._idle:
+            parts.append(self._idle_rows(total))
+        rows = self._exact(_stack(parts, self._width), total)
+        out = self._out.push(rows)
+        n_out = math.ceil(self._n_samples * self.fps / self.sample_rate - 1e-9)
+        return np.concatenate([out, self._out.finish(n_out)])
+
+    def close(self) -> None:
+        for pending in self._pending:
+            pending.future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+        if self._fallback is not None:
+            self._fallback.close()
+
+    # --- segmenting ------------------------------------------------------------------------
+
+    def _frames_known(self) -> float:
+        return self._n_samples * SERVER_FPS / self.sample_rate
+
+    def _sample(self, frame: int) -> int:
+        return min(round(frame * self.sample_rate / SERVER_FPS), self._n_samples)
+
+    def _audio(self, start: int, end: int) -> np.ndarray:
+        """Samples [start, end) (absolute), from the kept chunks."""
+        if len(self._chunks) > 1:
+            self._chunks = [np.concatenate(self._chunks)]
+        buf = self._chunks[0] if self._chunks else np.zeros(0, np.float32)
+        return buf[start - self._kept_from : end - self._kept_from]
+
+    def _cut_point(self) -> int:
+        """End frame of the next segment: the quietest frame in its last quarter."""
+        start = self._next_start
+        hi = start + self._seg
+        lo = max(start + self._overlap + SERVER_FPS, hi - self._seg // 4)
+        audio = self._audio(self._sample(lo - 1), self._sample(hi + 1))
+        step = self.sample_rate / SERVER_FPS
+        energies = [
+            float(np.mean(np.square(audio[round(k * step) : round((k + 2) * step)])))
+            for k in range(hi - lo + 1)
+        ]
+        return lo + len(energies) - 1 - int(np.argmin(energies[::-1]))
+
+    def _submit(self, end: int, final: bool) -> None:
+        start = self._next_start
+        if final and end - start < MIN_CONTEXT_S * SERVER_FPS:
+            start = max(0, min(start, end - math.ceil(MIN_CONTEXT_S * SERVER_FPS)))
+        a, b = self._sample(start), self._n_samples if final else self._sample(end)
+        wav = _wav_bytes(self._audio(a, b), self.sample_rate)
+        future = self._pool.submit(self._client.post, wav, end - start)
+        self._pending.append(_Pending(start, end, final, future))
+        self._next_start, self._covered = end - self._overlap, end
+
+    def _collect(self, block: bool) -> np.ndarray:
+        """Stitch answered segments in order; return the 60 fps frames now final."""
+        out: list[np.ndarray] = []
+        while self._pending and (block or self._pending[0].future.done()):
+            seg = self._pending[0]
+            try:
+                rows = seg.future.result()
+            except NsplayerError as exc:
+                out.append(self._fail(exc))
+                break
+            self._pending.popleft()
+            out.append(self._stitch(seg, rows))
+        self._trim()
+        return _stack(out, self._width)
+
+    def _stitch(self, seg: _Pending, rows: np.ndarray) -> np.ndarray:
+        """Cross-fade with the previous answer's overlap; keep this answer's overlap."""
+        self._answered = True
+        if self._width is None:
+            self._width = rows.shape[1]
+        start = seg.start
+        rows = self._fit(_fit_length(rows, seg.end - start, self._client.url))
+        parts = []
+        if self._tail is not None:
+            t0, tail = self._tail
+            mine = rows[t0 - start : t0 - start + len(tail)]
+            w = ((np.arange(len(tail)) + 0.5) / len(tail)).astype(np.float32)[:, None]
+            parts.append(tail * (1 - w) + mine * w)
+            rows, start = rows[t0 + len(tail) - start :], t0 + len(tail)
+        keep = 0 if seg.final else min(self._overlap, len(rows))
+        parts.append(rows[: len(rows) - keep])
+        self._tail = (seg.end - keep, rows[len(rows) - keep :]) if keep else None
+        done = np.concatenate(parts)
+        self._emitted += len(done)
+        return done
+
+    def _trim(self) -> None:
+        """Drop audio no pending segment and no fallback can need any more."""
+        need = min(self._pending[0].start if self._pending else self._next_start, self._emitted)
+        need -= math.ceil(MIN_CONTEXT_S * SERVER_FPS)  # a short last segment reaches back
+        drop = self._sample(max(0, need)) - self._kept_from
+        if drop > 0 and self._chunks:
+            self._audio(self._kept_from, self._kept_from)  # consolidate
+            self._chunks = [self._chunks[0][drop:]]
+            self._kept_from += drop
+
+    # --- faults ----------------------------------------------------------------------------
+
+    def _fail(self, exc: NsplayerError) -> np.ndarray:
+        """Apply on_model_error; return the frames that can still be shown."""
+        policy = self._settings.on_model_error
+        if not self._answered or policy == "stop":
+            self.close()
+            raise exc
+        out = [self._tail[1]] if self._tail is not None else []
+        self._emitted += len(out[0]) if out else 0
+        self._tail = None
+        for pending in self._pending:
+            pending.future.cancel()
+        self._pending.clear()
+        if policy == "embedded":
+            from nsplayer.models import create_model
+
+            log.warning("%s; continuing with the embedded model", exc)
+            self._fallback = create_model("embedded", self.sample_rate, SERVER_FPS, causal=False)
+            start = self._sample(self._emitted)
+            out.append(
+                self._from_fallback(self._fallback.feed(self._audio(start, self._n_samples)))
+            )
+        else:
+            log.warning("%s; showing the idle face from here", exc)
+            self._idle = True
+            self.idle_from_frame = math.ceil(self._emitted * self.fps / SERVER_FPS)
+            out.append(self._idle_rows(math.floor(self._frames_known())))
+        self._chunks = []
+        return _stack(out, self._width)
+
+    def _idle_rows(self, upto: int) -> np.ndarray:
+        n = max(0, upto - self._emitted)
+        self._emitted += n
+        return np.zeros((n, self._width or N_SHAPES), np.float32)
+
+    def _from_fallback(self, rows: np.ndarray) -> np.ndarray:
+        self._emitted += len(rows)
+        return self._fit(rows)
+
+    def _fit(self, rows: np.ndarray) -> np.ndarray:
+        """Give embedded rows the width the server established (neutral emotion)."""
+        rows = np.asarray(rows, np.float32)
+        if self._width == N_WITH_EMOTIONS and rows.shape[1] == N_SHAPES:
+            emotions = np.zeros((len(rows), len(EMOTION_NAMES)), np.float32)
+            emotions[:, _NEUTRAL] = 1.0
+            rows = np.hstack([rows, emotions])
+        return rows
+
+    def _exact(self, rows: np.ndarray, total: int) -> np.ndarray:
+        """Pad (repeat last) or cut so that exactly ``total`` 60 fps frames came out."""
+        extra = self._emitted - total
+        if extra > 0:
+            rows = rows[: max(0, len(rows) - extra)]
+        elif extra < 0 and len(rows):
+            rows = np.concatenate([rows, np.repeat(rows[-1:], -extra, axis=0)])
+        self._emitted = total
+        return rows
+
+
+def _wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(pcm, -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _fit_length(rows: np.ndarray, n: int, url: str) -> np.ndarray:
+    """Servers round frame counts differently: pad/cut a little, refuse a lot."""
+    if abs(len(rows) - n) > max(3, n // 5):
+        raise NsplayerError(
+            f"model server at {url} returned {len(rows)} rows for "
+            f"{n / SERVER_FPS:.2f} s of audio (expected {n} at 60 rows/s)"
+        )
+    if len(rows) >= n:
+        return rows[:n]
+    return np.concatenate([rows, np.repeat(rows[-1:], n - len(rows), axis=0)])
+
+
+def _stack(parts: list[np.ndarray], width: int | None) -> np.ndarray:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return np.zeros((0, width or N_SHAPES), np.float32)
+    return np.concatenate(parts).astype(np.float32, copy=False)
