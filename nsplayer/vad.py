@@ -113,13 +113,16 @@ class VoiceGate:
         return opens
 
     def _voiced(self) -> bool:
-        """Normalized autocorrelation peak in the pitch range, corrected for window overlap."""
-        x = self._recent - self._recent.mean()
+        """Normalized autocorrelation peak in the pitch range, corrected for window overlap.
+
+        Computed on the first difference, so a DC step or rumble is not mistaken for a pitch.
+        """
+        x = np.diff(self._recent)
         spectrum = np.fft.rfft(x, self._nfft)
         corr = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, self._nfft)
         if corr[0] <= 0.0:
             return False
         lo, hi = self._lags
         lags = np.arange(lo, hi + 1)
-        norm = corr[lo : hi + 1] / corr[0] * (self._window / (self._window - lags))
+        norm = corr[lo : hi + 1] / corr[0] * (len(x) / (len(x) - lags))
         return float(norm.max()) > self._voicing
