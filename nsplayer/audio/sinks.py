@@ -151,11 +151,15 @@ class Sink:
                 return
             time.sleep(self._wait_step())
 
-    def close(self) -> None:
-        """Stop playing now and release the device; pending writes return False."""
+    def stop_audio(self) -> None:
+        """Play silence from now on and refuse writes; the clock keeps running."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop playing now and release the device; pending writes return False."""
+        self.stop_audio()
 
     def __enter__(self) -> Sink:
         return self

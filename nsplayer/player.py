@@ -1,0 +1,328 @@
+"""Orchestration: source -> model -> animation -> scheduler -> Live Link sender.
+
+Reads top to bottom like a pipeline and owns no logic of its own: a worker thread
+reads the source, feeds the model and queues the audio in the sink (the sink's bounded
+ring is the backpressure: the worker never runs more than a second ahead, so memory
+stays flat for any length); the main thread asks the scheduler for the next slot,
+steps the animator and sends. Frames are computed before their audio is queued, so
+the face is ready when the sound is heard.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from livelink import FrameTime, LiveLinkSender, read_csv, write_csv
+from nsplayer.animation import Animator
+from nsplayer.audio.sinks import NullSink, Sink, open_sink
+from nsplayer.audio.sources import AudioSource, to_mono
+from nsplayer.clock import FrameScheduler, Slot
+from nsplayer.config import Options
+from nsplayer.errors import NsplayerError
+from nsplayer.models import create_model
+from nsplayer.models.base import EMOTION_NAMES, FaceModel
+
+BLOCK_S = 0.02  # source block: small, so streams start fast and the model keeps up evenly
+EASE_OUT_S = 0.2  # longest ease back to idle after speech or a stop
+_DAY_S = 86400
+
+
+@dataclass(frozen=True)
+class PlayResult:
+    """What happened, for the CLI's exit code and summary line."""
+
+    frames_sent: int
+    speech_frames: int
+    dropped: int
+    missing: int  # speech frames the model had not produced by their due time
+    underruns: int
+    sink: str
+    stopped_by: int | None  # signal number (SIGINT/SIGTERM) or None for a normal end
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.stopped_by is None else 128 + self.stopped_by
+
+
+class _Feed(threading.Thread):
+    """Worker: source blocks -> model frames (kept in order) and audio into the sink."""
+
+    def __init__(self, source: AudioSource, sink: Sink, model: FaceModel | None) -> None:
+        super().__init__(name="nsplayer-feed", daemon=True)
+        self.source, self.sink, self.model = source, sink, model
+        self.total: int | None = None  # frames in all, once known
+        self.error: BaseException | None = None
+        self._rows: deque[np.ndarray] = deque()
+        self._first = 0  # frame index of _rows[0]
+        self._lock = threading.Lock()
+
+    def add(self, rows: np.ndarray) -> None:
+        with self._lock:
+            self._rows.extend(rows)
+
+    def run(self) -> None:
+        try:
+            block = max(1, round(self.source.sample_rate * BLOCK_S))
+            for pcm in self.source.blocks(block):
+                if self.model is not None:
+                    self.add(self.model.feed(to_mono(pcm)))
+                if not self.sink.write(pcm):
+                    return  # stopped
+            if self.model is not None:
+                self.add(self.model.flush())
+            with self._lock:
+                self.total = self._first + len(self._rows)
+        except BaseException as exc:  # reported by the main thread as one line
+            self.error = exc
+        finally:
+            self.sink.end()
+
+    def row(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` if computed; frames before it are forgotten (never needed again)."""
+        with self._lock:
+            while self._rows and self._first < index:
+                self._rows.popleft()
+                self._first += 1
+            return self._rows[0] if self._rows and self._first == index else None
+
+    def finished(self, index: int, sample_rate: int, fps: int) -> bool:
+        """True once speech frame ``index`` is past the last frame or the last sample."""
+        if self.total is None:
+            return False
+        return index >= self.total or round(index * sample_rate / fps) >= self.sink.written
+
+
+class _Stop:
+    """SIGINT/SIGTERM set a flag the main loop checks every frame (portable: no tricks)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.signum = signum
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_Stop]:
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {s: signal.signal(s, stop) for s in signals}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class _Run:
+    """One playback: the loop that plans, animates, releases and sends each packet."""
+
+    def __init__(self, options: Options, sink: Sink, sample_rate: int) -> None:
+        self.options = options
+        self.sink = sink
+        self.sample_rate = sample_rate
+        self.scheduler = FrameScheduler(sink, options.fps, sample_rate, options.av_offset_ms)
+        self.animator = Animator(
+            fps=options.fps,
+            gains=options.gains,
+            idle=options.idle,
+            emotion=options.emotion,
+            seed=options.seed,
+        )
+        try:
+            self.sender = LiveLinkSender(options.targets, options.subject, options.device_id)
+        except (ValueError, OSError) as exc:
+            raise NsplayerError(f"{exc} — use --target HOST:PORT") from None
+        self.missing = 0
+        self.sent = 0
+        self._base: int | None = None
+        self._recorded: list[np.ndarray] | None = [] if options.save_csv else None
+
+    def send(self, slot: Slot, speech: np.ndarray | None) -> None:
+        values = self.animator.step(speech)
+        self.scheduler.release(slot)
+        fps = self.options.fps
+        if self._base is None:
+            self._base = FrameTime.now(fps, 1).frame
+        frame = (self._base + self.sent) % (_DAY_S * fps)
+        self.sender.send(values, FrameTime(frame, 0.0, fps, 1))
+        self.sent += 1
+        if self._recorded is not None:
+            self._recorded.append(values)
+
+    def loop(self, feed: _Feed | None, stop: _Stop, max_frames: int | None = None) -> None:
+        """Send packets until the speech ends, a signal arrives, or ``max_frames`` (idle)."""
+        index: int | None = 0 if feed is not None else None
+        fps = self.options.fps
+        while stop.signum is None and (max_frames is None or self.sent < max_frames):
+            if feed is not None:
+                if feed.error is not None:
+                    raise feed.error
+                if index is not None and feed.finished(index, self.sample_rate, fps):
+                    return
+            slot = self.scheduler.plan(index)
+            speech = None
+            if slot.index is not None and feed is not None:
+                speech = feed.row(slot.index)
+                self.missing += speech is None
+            self.send(slot, speech)
+            index = slot.next_index
+
+    def ease_out(self) -> None:
+        """Step idle until the speech has faded out (at most EASE_OUT_S of frames)."""
+        for _ in range(round(EASE_OUT_S * self.options.fps)):
+            if self.animator.speech_weight < 0.01:
+                return
+            self.send(self.scheduler.plan(None), None)
+
+    def finish(self, stopped_by: int | None) -> PlayResult:
+        self.sender.close()
+        options = self.options
+        if options.stats is not None:
+            report = self.scheduler.report()
+            report["missing"] = self.missing
+            _write(options.stats, json.dumps(report, indent=1))
+        if self._recorded is not None and options.save_csv is not None:
+            values = np.asarray(self._recorded, np.float32).reshape(-1, 61)
+            start = FrameTime(self._base or 0, 0.0, options.fps, 1)
+            try:
+                write_csv(options.save_csv, values, options.fps, start=start)
+            except OSError as exc:
+                raise NsplayerError(f"cannot write {options.save_csv}: {exc}") from None
+        summary = self.scheduler.stats.summary()
+        return PlayResult(
+            frames_sent=self.sent,
+            speech_frames=int(summary["speech_frames"] or 0),
+            dropped=self.scheduler.dropped,
+            missing=self.missing,
+            underruns=self.sink.underruns,
+            sink=self.sink.kind,
+            stopped_by=stopped_by,
+        )
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise NsplayerError(f"cannot write {path}: {exc}") from None
+
+
+@contextmanager
+def _fine_thread_switching() -> Iterator[None]:
+    """Let the scheduler thread get the GIL back within 0.5 ms instead of 5 ms."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _drive(
+    source: AudioSource, options: Options, model: FaceModel | None, rows: np.ndarray | None
+) -> PlayResult:
+    lookahead = model.lookahead_s if model is not None else 0.0
+    prebuffer_ms = options.buffer_ms + 1000.0 * lookahead  # frames are ready when audio starts
+    sink = open_sink(
+        source.sample_rate,
+        source.channels,
+        no_audio=options.no_audio,
+        device=options.device,
+        buffer_ms=prebuffer_ms,
+        underrun=options.underrun,
+        capacity_s=max(1.0, 2.5 * prebuffer_ms / 1000.0),
+    )
+    feed = _Feed(source, sink, model)
+    if rows is not None:
+        feed.add(rows)
+    stopped_by = None
+    try:
+        run = _Run(options, sink, source.sample_rate)
+        if options.verbose >= 0:
+            _announce(source, sink, options)
+        with _stop_on_signals() as stop, _fine_thread_switching():
+            feed.start()
+            run.loop(feed, stop)
+            stopped_by = stop.signum
+            if stopped_by is not None:
+                sink.stop_audio()
+            run.ease_out()
+            if stopped_by is None:
+                sink.drain(timeout=1.0)
+        return run.finish(stopped_by)
+    finally:
+        sink.close()
+        feed.join(timeout=1.0)
+        if model is not None and not feed.is_alive():
+            model.close()
+        source.close()
+
+
+def _announce(source: AudioSource, sink: Sink, options: Options) -> None:
+    where = ", ".join(options.targets)
+    device = getattr(sink, "device_name", "no sound" if sink.kind == "null" else sink.kind)
+    print(
+        f"nsplayer: {source.name} -> {where} as {options.subject!r} "
+        f"(audio: {device}, latency {sink.latency * 1000:.0f} ms; Ctrl-C stops)",
+        file=sys.stderr,
+    )
+
+
+def play(source: AudioSource, options: Options, model: FaceModel | None = None) -> PlayResult:
+    """Play ``source`` and stream the model's frames in sync with the sound as heard."""
+    if model is None:
+        model = create_model(
+            options.model,
+            source.sample_rate,
+            options.fps,
+            causal=source.frames is None,
+            settings=options.neurosync,
+        )
+    return _drive(source, options, model, None)
+
+
+def replay(source: AudioSource, shapes: Path, options: Options) -> PlayResult:
+    """Play ``source`` with precomputed Live Link Face CSV frames, synced the same way."""
+    return _drive(source, options, None, load_rows(shapes, options.fps))
+
+
+def load_rows(path: Path, fps: int) -> np.ndarray:
+    """CSV frames at ``fps`` (linear resampling if recorded at another rate), plus emotions."""
+    take = read_csv(path)
+    rows = np.asarray(take.values, np.float32)
+    extra = {k.lower(): v for k, v in (take.extra or {}).items()}
+    if all(name.lower() in extra for name in EMOTION_NAMES):
+        emotions = np.stack([extra[name.lower()] for name in EMOTION_NAMES], axis=1)
+        rows = np.hstack([rows, emotions.astype(np.float32)])
+    if len(rows) == 0:
+        raise NsplayerError(f"{path}: the CSV has no frames")
+    rate = float(take.rate)
+    if abs(rate - fps) > 1e-6 and len(rows) > 1:
+        t_out = np.arange(int((len(rows) - 1) / rate * fps) + 1) / fps
+        t_in = np.arange(len(rows)) / rate
+        rows = np.stack([np.interp(t_out, t_in, col) for col in rows.T], axis=1)
+    return rows.astype(np.float32)
+
+
+def idle(options: Options, duration: float | None = None) -> PlayResult:
+    """Idle animation only, until a signal or ``duration`` seconds."""
+    sink = NullSink(48000)
+    run = _Run(options, sink, sink.sample_rate)
+    max_frames = None if duration is None else round(duration * options.fps)
+    with _stop_on_signals() as stop, _fine_thread_switching():
+        run.loop(None, stop, max_frames)
+    return run.finish(stop.signum)
