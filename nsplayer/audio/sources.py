@@ -219,7 +219,7 @@ def _raw_source(
 ) -> StreamSource:
     if not rate or rate < 1000 or rate > 384000:
         raise NsplayerError("--raw needs --rate N (the sample rate in Hz, e.g. 22050)")
-    channels = channels or 1
+    channels = 1 if channels is None else channels
     if channels < 1 or channels > 32:
         raise NsplayerError(f"--channels must be between 1 and 32, not {channels}")
     sample_format = sample_format or "s16le"
