@@ -138,10 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(
                 HTTPStatus.OK, {"status": "ok", "model": "embedded", "rows": s.rows, "fps": FPS}
             )
-        elif path == API_PATH:
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST with the audio as the body")
         else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint; use POST {API_PATH}")
+            self._other_method()
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
