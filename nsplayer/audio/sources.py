@@ -137,7 +137,10 @@ class StreamSource(AudioSource):
                 return  # EOF; a trailing partial sample frame is dropped
 
     def _convert(self, raw: bytes) -> np.ndarray:
-        samples = np.frombuffer(raw, dtype=self._dtype).astype(np.float32)
+        samples = np.frombuffer(raw, dtype=self._dtype)
+        if self._dtype.kind == "f":  # NaN/inf/huge values must never reach the sound card
+            samples = np.clip(np.nan_to_num(samples, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+        samples = samples.astype(np.float32)
         samples = (samples - np.float32(self._offset)) * np.float32(self._scale)
         return samples.reshape(-1, self.channels)
 

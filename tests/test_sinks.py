@@ -1,0 +1,169 @@
+"""Sinks: the ring, the DAC-time mapping, underruns; the device sink on PulseAudio's null sink."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from nsplayer.audio.sinks import LinearResampler, NullSink, open_sink, resolve_device
+from nsplayer.errors import NsplayerError
+
+SR = 8000
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 50.0
+
+    def now(self) -> float:
+        return self.t
+
+
+class CaptureSink(NullSink):
+    """A null sink that keeps what its virtual callbacks played."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.played: list[np.ndarray] = []
+
+    def _consume(self, out, dac):
+        super()._consume(out, dac)
+        self.played.append(out.copy())
+
+
+def ramp(start: int, n: int) -> np.ndarray:
+    return (np.arange(start, start + n, dtype=np.float32) / 1e5)[:, None]
+
+
+def test_plays_in_order_through_ring_wraparound_and_maps_dac_times():
+    clock = FakeClock()
+    sink = CaptureSink(SR, clock=clock.now, latency=0.1, buffer_ms=0, capacity_s=0.05)
+    written = 0
+    for _ in range(20):  # 20 x 30 ms through a 50 ms ring
+        sink.write(ramp(written, 240))
+        written += 240
+        clock.t += 0.03
+    sink.end()
+    clock.t += 0.1
+    first = sink.dac_time(0)  # any call lets the null sink run its due callbacks
+    played = np.concatenate(sink.played)[:, 0]
+    assert np.array_equal(played[played > 0], ramp(1, written - 1)[:, 0])
+    for i in (1, 500, 4799):
+        assert sink.dac_time(i) == pytest.approx(first + i / SR)
+    assert sink.underruns == 0
+
+
+def test_jitter_buffer_holds_playback_until_filled_or_ended():
+    clock = FakeClock()
+    sink = NullSink(SR, clock=clock.now, buffer_ms=100)
+    sink.write(np.zeros((400, 1), np.float32))  # 50 ms < 100 ms
+    clock.t += 0.5
+    assert sink.dac_time(0) is None  # nobody knows when it will be heard
+    sink.end()
+    assert sink.dac_time(0) is not None
+    clock.t += 0.1
+    assert sink.dac_time(399) < clock.t + sink.latency
+
+
+def test_underrun_silence_resumes_at_once_and_keeps_mapping_exact():
+    clock = FakeClock()
+    sink = NullSink(SR, clock=clock.now, latency=0.0, buffer_ms=50, underrun="silence")
+    sink.write(np.zeros((800, 1), np.float32))  # 100 ms
+    clock.t += 0.3  # producer stalls: 200 ms of silence
+    assert sink.dac_time(0) is not None and sink.underruns == 1
+    resumed_at = clock.t
+    sink.write(np.zeros((80, 1), np.float32))  # 10 ms, less than the buffer
+    clock.t += 0.05
+    dac = sink.dac_time(800)
+    assert dac is not None and resumed_at <= dac <= resumed_at + 0.011
+    assert sink.dac_time(799) < resumed_at - 0.15  # before the gap: unchanged
+
+
+def test_underrun_pause_waits_for_the_buffer_again():
+    clock = FakeClock()
+    sink = NullSink(SR, clock=clock.now, latency=0.0, buffer_ms=50, underrun="pause")
+    sink.write(np.zeros((800, 1), np.float32))
+    clock.t += 0.3
+    assert sink.dac_time(0) is not None and sink.underruns == 1
+    sink.write(np.zeros((80, 1), np.float32))
+    clock.t += 0.05
+    assert sink.dac_time(800) is None  # 10 ms queued < 50 ms buffer: still paused
+    sink.write(np.zeros((400, 1), np.float32))
+    clock.t += 0.05
+    assert sink.dac_time(800) is not None
+
+
+def test_write_blocks_when_full_and_close_releases_it():
+    sink = NullSink(SR, buffer_ms=10, capacity_s=0.02, clock=lambda: 0.0)  # time stands still
+    result = []
+    writer = threading.Thread(target=lambda: result.append(sink.write(np.zeros((4000, 1)))))
+    writer.start()
+    writer.join(0.2)
+    assert writer.is_alive()  # backpressure: the ring is full and nothing plays
+    sink.close()
+    writer.join(2)
+    assert result == [False]
+
+
+def test_bad_underrun_mode():
+    with pytest.raises(NsplayerError, match="--underrun"):
+        NullSink(SR, underrun="skip")
+
+
+def test_linear_resampler_streams_like_one_shot():
+    x = np.sin(np.arange(4410) * 2 * np.pi * 441 / 44100).astype(np.float32)[:, None]
+    whole = LinearResampler(44100, 48000).process(x)
+    r = LinearResampler(44100, 48000)
+    parts = np.concatenate([r.process(x[i : i + 137]) for i in range(0, len(x), 137)])
+    assert np.allclose(parts, whole[: len(parts)], atol=1e-6)
+    assert abs(len(whole) - 4800) <= 2
+    reference = np.sin(np.arange(len(whole)) * 2 * np.pi * 441 / 48000)
+    assert np.abs(whole[:, 0] - reference).max() < 1e-3
+
+
+def _pulse_running() -> bool:
+    if shutil.which("pactl") is None:
+        return False
+    return subprocess.run(["pactl", "info"], capture_output=True).returncode == 0
+
+
+needs_pulse = pytest.mark.skipif(
+    not _pulse_running(), reason="no PulseAudio server (CI starts a null sink)"
+)
+
+
+@needs_pulse
+def test_device_sink_on_pulseaudio_null_sink():
+    sink = open_sink(22050, 1, device="pulse", buffer_ms=20)
+    assert sink.kind == "device"
+    try:
+        opened = sink.now()
+        sink.write(np.zeros((4410, 1), np.float32))  # 200 ms
+        sink.end()
+        sink.drain(timeout=5)
+        first, last = sink.dac_time(0), sink.dac_time(4409)
+        assert opened < first < opened + 5  # same clock as now(), not monotonic
+        assert last - first == pytest.approx(4409 / 22050, abs=0.02)
+        assert sink.now() >= last - 0.05
+    finally:
+        sink.close()
+
+
+@needs_pulse
+def test_resolve_device_by_name_and_index():
+    index = resolve_device("pulse")
+    assert resolve_device(index) == index == resolve_device(str(index))
+    with pytest.raises(NsplayerError, match="nsplayer devices"):
+        resolve_device("no such device 42")
+    with pytest.raises(NsplayerError, match="nsplayer devices"):
+        resolve_device(999)
+
+
+def test_null_sink_clock_is_monotonic_by_default():
+    sink = NullSink(SR)
+    assert abs(sink.now() - time.monotonic()) < 1.0
