@@ -34,6 +34,7 @@ from nsplayer.vad import VoiceGate
 
 QUEUE_S = 0.5  # input buffered at most; older blocks are dropped when the consumer lags
 STALL_S = 2.0  # no input for this long: the device is gone
+START_S = 10.0  # a new PulseAudio input stream may take seconds to deliver its first block
 EASE_OUT_S = 0.2  # at most this long to ease the face back to idle
 MONITOR_MAX_S = 0.2  # monitor output queued at most; more is dropped to keep it live
 WINDOW_FRAMES = 128  # NeuroSync needs at least this much context per request
@@ -57,7 +58,11 @@ class LiveResult:
     frames: int = 0
     overflows: int = 0  # PortAudio reported lost input
     dropped: int = 0  # blocks dropped because the main thread fell behind
-    interrupted: bool = False
+    stopped_by: int | None = None  # SIGINT/SIGTERM, or None when --duration ended it
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.stopped_by is None else 128 + self.stopped_by
 
 
 @dataclass(frozen=True)
@@ -332,30 +337,33 @@ class LiveSession:
         monitor=None,
         stats: Stats | None = None,
         report: Callable[[str], None] = lambda line: None,
+        banner: str = "",
         verbose: int = 0,
     ) -> None:
         self.mic, self.producer, self.animator, self.sender = mic, producer, animator, sender
         self.fps, self.gate, self.monitor, self.stats = fps, gate, monitor, stats
-        self.report, self.verbose = report, verbose
+        self.report, self.banner, self.verbose = report, banner, verbose
         self.clock = SampleClock(mic.rate)
         self.timecode = Timecode(fps)
         self.result = LiveResult()
         self._last_send = -math.inf
         self._next_index = 0
-        self._last_input = time.monotonic()
+        self._last_input = time.monotonic() + START_S - STALL_S
         self._reported_overflows = 0
 
     def run(self, duration: float | None) -> LiveResult:
-        """Until ``duration`` seconds of input, Ctrl-C or a device fault; always eases out."""
+        """Until ``duration`` seconds of input, a signal or a device fault; always eases out."""
+        from nsplayer.player import _stop_on_signals
+
         limit = math.inf if duration is None else duration * self.mic.rate
-        try:
-            while self.clock.samples < limit:
-                self._step()
-        except KeyboardInterrupt:
-            self.result.interrupted = True
-        finally:
-            self.ease_out()
-            self.result.overflows, self.result.dropped = self.mic.overflows, self.mic.dropped
+        with _stop_on_signals() as stop:  # a second Ctrl-C cannot cut the ease-out short
+            try:
+                while self.clock.samples < limit and stop.signum is None:
+                    self._step()
+            finally:
+                self.ease_out()
+                self.result.stopped_by = stop.signum
+                self.result.overflows, self.result.dropped = self.mic.overflows, self.mic.dropped
         return self.result
 
     def _step(self) -> None:
@@ -369,6 +377,8 @@ class LiveSession:
                     "(see `nsplayer devices`)"
                 )
             return
+        if self.clock.samples == 0 and self.banner:
+            self.report(self.banner)  # only now is the input really live
         self._last_input = now
         self.clock.add(block)
         if self.gate is not None:
@@ -477,8 +487,8 @@ def run_live(options, settings: LiveSettings, report: Callable[[str], None]) -> 
             stats=stats,
             report=report,
             verbose=options.verbose,
+            banner=latency_line(mic, producer.lookahead_s, options.model == "neurosync"),
         )
-        report(latency_line(mic, producer.lookahead_s, options.model == "neurosync"))
         mic.start()
         result = session.run(settings.duration)
         if stats is not None:
