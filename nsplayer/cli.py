@@ -33,6 +33,182 @@ def main() -> None:
 
 # --- play / replay / idle / devices (player) ---------------------------------------------------
 
+_FILE = click.Path(dir_okay=False)
+_COMMON_OPTIONS = (
+    click.option(
+        "--target",
+        "targets",
+        multiple=True,
+        metavar="HOST:PORT",
+        help="Where UE listens (repeatable). [default: 127.0.0.1:11111]",
+    ),
+    click.option("--subject", help="Live Link subject name shown in UE. [default: nsplayer]"),
+    click.option("--fps", type=click.IntRange(1, 240), help="Frames per second. [default: 60]"),
+    click.option("--model", type=click.Choice(["embedded", "neurosync"]), help="Face model."),
+    click.option("--url", help="NeuroSync API URL (--model neurosync)."),
+    click.option("--api-key", help="API key for a remote NeuroSync API (or NSPLAYER_API_KEY)."),
+    click.option("--device", help="Audio output: index or name (see `nsplayer devices`)."),
+    click.option("--no-audio", is_flag=True, help="Play no sound; keep time on the null sink."),
+    click.option(
+        "--av-offset",
+        "av_offset_ms",
+        type=float,
+        metavar="MS",
+        help="Face later (+) / earlier (-).",
+    ),
+    click.option("--config", "config_path", type=_FILE, help="YAML config file."),
+    click.option("--stats", type=_FILE, help="Write send-timing statistics (JSON) here."),
+    click.option("--save-csv", type=_FILE, help="Record the sent frames as Live Link Face CSV."),
+    click.option("--seed", type=int, help="Seed for the idle animation (reproducible runs)."),
+    click.option("--gain", "gains", multiple=True, metavar="REGION=X", help="e.g. jaw=1.2."),
+    click.option("--emotion", metavar="NAME:W,...", help="Emotion overlay, e.g. happy:0.4."),
+    click.option("-v", "--verbose", count=True, help="More output."),
+    click.option("-q", "--quiet", count=True, help="Less output."),
+)
+_STREAM_OPTIONS = (
+    click.option("--raw", is_flag=True, help="stdin is raw PCM (needs --rate)."),
+    click.option("--rate", type=int, help="Raw PCM sample rate in Hz."),
+    click.option("--channels", type=int, help="Raw PCM channels. [default: 1]"),
+    click.option(
+        "--sample-format",
+        type=click.Choice(["s16le", "s32le", "f32le"]),
+        help="Raw PCM sample format. [default: s16le]",
+    ),
+    click.option(
+        "--buffer", "buffer_ms", type=click.FloatRange(0), metavar="MS", help="Jitter buffer."
+    ),
+    click.option(
+        "--underrun",
+        type=click.Choice(["silence", "pause"]),
+        help="On a stdin gap: resume at once (silence) or refill the buffer first (pause).",
+    ),
+)
+
+
+def _apply(options: tuple, func):
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def common_options(func):
+    """The options every streaming command takes; turn them into Options with build_options."""
+    return _apply(_COMMON_OPTIONS, func)
+
+
+def stream_options(func):
+    """stdin format and jitter-buffer options (play, replay)."""
+    return _apply(_STREAM_OPTIONS, func)
+
+
+def build_options(ctx: click.Context, params: dict):
+    """Options from the flags the user actually gave (pops them from ``params``).
+
+    Precedence (command line > NSPLAYER_* env > config file > defaults) is load_options's.
+    """
+    from pathlib import Path
+
+    from click.core import ParameterSource
+
+    from nsplayer.config import load_options
+
+    names = [p.name for p in ctx.command.params if p.name in params]
+    given = {
+        name: params.pop(name)
+        for name in names
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    }
+    for name in names:
+        params.pop(name, None)
+    config = given.pop("config_path", None)
+    verbose = given.pop("verbose", 0) - given.pop("quiet", 0)
+    if verbose:
+        given["verbose"] = verbose
+    if "gains" in given:
+        given["gains"] = _parse_gains(given["gains"])
+    for key in ("stats", "save_csv"):
+        if key in given:
+            given[key] = Path(given[key])
+    return load_options(given, Path(config) if config else None)
+
+
+def _parse_gains(items: tuple[str, ...]) -> dict[str, float]:
+    gains = {}
+    for item in items:
+        region, sep, value = item.partition("=")
+        try:
+            gains[region.strip().lower()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise NsplayerError(f"--gain {item!r}: expected REGION=NUMBER, e.g. jaw=1.2")
+    return gains
+
+
+def _finish(result) -> None:
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("source")
+@common_options
+@stream_options
+@click.pass_context
+def play(ctx: click.Context, source: str, raw: bool, rate, channels, sample_format, **params):
+    """Play SOURCE (an audio file, or - for stdin) and stream synced face frames."""
+    from nsplayer import player
+    from nsplayer.audio.sources import open_source
+
+    options = build_options(ctx, params)
+    _finish(player.play(open_source(source, raw, rate, channels, sample_format), options))
+
+
+@main.command()
+@click.argument("audio")
+@click.argument("shapes", type=click.Path(exists=True, dir_okay=False))
+@common_options
+@stream_options
+@click.pass_context
+def replay(
+    ctx: click.Context, audio: str, shapes: str, raw: bool, rate, channels, sample_format, **params
+):
+    """Play AUDIO with precomputed frames from SHAPES (Live Link Face CSV)."""
+    from pathlib import Path
+
+    from nsplayer import player
+    from nsplayer.audio.sources import open_source
+
+    options = build_options(ctx, params)
+    source = open_source(audio, raw, rate, channels, sample_format)
+    _finish(player.replay(source, Path(shapes), options))
+
+
+@main.command()
+@common_options
+@click.option("--duration", type=click.FloatRange(0), help="Seconds (default: until Ctrl-C).")
+@click.pass_context
+def idle(ctx: click.Context, duration: float | None, **params):
+    """Send the idle animation only (blinks, gaze, breathing) until Ctrl-C."""
+    from nsplayer import player
+
+    _finish(player.idle(build_options(ctx, params), duration))
+
+
+@main.command()
+def devices() -> None:
+    """List audio devices (outputs for --device, inputs for live --input-device)."""
+    from nsplayer.audio.sinks import list_devices
+
+    for d in list_devices():
+        marks = ("<" if d["default_output"] else " ") + (">" if d["default_input"] else " ")
+        click.echo(
+            f"{marks}{d['index']:3d} {d['name']} ({d['hostapi']}): "
+            f"{d['outputs']} out, {d['inputs']} in, {d['rate']:.0f} Hz"
+        )
+    click.echo("< default output, > default input")
+
+
 # --- serve (NeuroSync-compatible HTTP API) -----------------------------------------------------
 
 
