@@ -39,6 +39,7 @@ EASE_OUT_S = 0.2  # at most this long to ease the face back to idle
 MONITOR_MAX_S = 0.2  # monitor output queued at most; more is dropped to keep it live
 WINDOW_FRAMES = 128  # NeuroSync needs at least this much context per request
 NEUROSYNC_FPS = 60
+DAY_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -288,19 +289,25 @@ class Timecode:
     def __init__(self, fps: int) -> None:
         self.fps = fps
         self._offset = FrameTime.now(fps, 1).to_seconds() - time.monotonic()
-        self._base: float | None = None
+        self._anchor: tuple[int, FrameTime] | None = None  # (frame index, its frame time)
 
     def at(self, index: int, capture: float | None) -> FrameTime:
         """Frame time of frame ``index`` captured at ``capture`` (None: just the next one)."""
+        if capture is None and self._anchor is None:
+            capture = time.monotonic()
         if capture is not None:
-            actual = capture + self._offset
-            expected = None if self._base is None else self._base + index / self.fps
-            if expected is None or abs(actual - expected) >= 1.0 / self.fps:
-                self._base = actual - index / self.fps
-        elif self._base is None:
-            self._base = time.monotonic() + self._offset - index / self.fps
-        seconds = (self._base + index / self.fps) % 86400.0
-        return FrameTime.from_seconds(seconds, self.fps, 1)
+            actual = (capture + self._offset) % DAY_S
+            if self._anchor is None or self._drift(index, actual) >= 1.0 / self.fps:
+                self._anchor = (index, FrameTime.from_seconds(actual, self.fps, 1))
+        first, time0 = self._anchor
+        return time0.advance(index - first)
+
+    def _drift(self, index: int, actual: float) -> float:
+        first, time0 = self._anchor
+        expected = time0.to_seconds() + (index - first) / self.fps
+        if expected >= DAY_S:  # midnight: start counting from zero again
+            return math.inf
+        return abs((actual - expected + DAY_S / 2) % DAY_S - DAY_S / 2)
 
 
 @dataclass
