@@ -189,16 +189,21 @@ class _HttpClient:
             raise NsplayerError(
                 f'{where} returned no blendshapes — expected {{"blendshapes": [[...], ...]}}'
             )
+        widths = {len(row) if isinstance(row, list) else -1 for row in rows}
+        if len(widths) > 1 or widths <= {-1}:
+            raise NsplayerError(f"{where} returned ragged rows or rows that are not lists")
+        width = widths.pop()
+        if width not in (N_SHAPES, N_WITH_EMOTIONS):
+            raise NsplayerError(
+                f"{where} returned rows of {width} values (expected 61 or 68) — is the URL "
+                f"a NeuroSync endpoint?"
+            )
         try:
             frames = np.asarray(rows, dtype=np.float64)
         except (ValueError, TypeError):
-            raise NsplayerError(f"{where} returned rows that are not lists of numbers") from None
-        width = frames.shape[1] if frames.ndim == 2 else None
-        if width not in (N_SHAPES, N_WITH_EMOTIONS):
-            got = f"rows of {width} values" if width else "ragged rows"
-            raise NsplayerError(
-                f"{where} returned {got} (expected 61 or 68) — is the URL a NeuroSync endpoint?"
-            )
+            frames = None
+        if frames is None or frames.ndim != 2:
+            raise NsplayerError(f"{where} returned rows that are not lists of numbers")
         return self._sanitize(frames)
 
     def _sanitize(self, frames: np.ndarray) -> np.ndarray:
