@@ -1,0 +1,43 @@
+"""Audio-to-face models behind one factory, so callers pick a backend by name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nsplayer.errors import NsplayerError
+from nsplayer.models.base import FaceModel
+
+if TYPE_CHECKING:
+    from nsplayer.config import NeuroSyncSettings
+
+MODEL_NAMES = ("embedded", "neurosync")
+
+
+def create_model(
+    name: str,
+    sample_rate: int,
+    fps: int = 60,
+    *,
+    causal: bool = True,
+    settings: NeuroSyncSettings | None = None,
+) -> FaceModel:
+    """Build the model called ``name`` for audio at ``sample_rate``, frames at ``fps``.
+
+    ``causal`` asks the embedded model for live-input look-ahead (~20 ms) instead of its
+    offline look-ahead (~110 ms); ``settings`` configure the neurosync HTTP client.
+    """
+    if sample_rate < 4000:
+        raise NsplayerError(
+            f"sample rate {sample_rate} Hz is too low for speech — use audio at 8 kHz or more"
+        )
+    if fps <= 0:
+        raise NsplayerError(f"frame rate must be positive, not {fps}")
+    if name == "embedded":
+        from nsplayer.models.embedded import EmbeddedModel
+
+        return EmbeddedModel(sample_rate, fps, causal=causal)
+    if name == "neurosync":
+        from nsplayer.models.neurosync import NeuroSyncModel
+
+        return NeuroSyncModel(sample_rate, fps, settings)
+    raise NsplayerError(f"unknown model {name!r} — choose one of: {', '.join(MODEL_NAMES)}")

@@ -1,0 +1,279 @@
+"""The embedded audio-to-face model: speech features -> mouth shapes -> ARKit channels.
+
+Pipeline per analysis frame (``OVERSAMPLE`` frames per output frame):
+
+1. ``features.Analyzer``: level, band levels, voicing, pitch, F1/F2 (LPC), centroid.
+2. ``_LevelTracker``: an adaptive noise floor and speech level, so quiet and loud
+   recordings animate alike and steady background noise keeps the mouth at rest.
+3. ``_targets``: how strongly each mouth shape is indicated — open (F1 and loudness),
+   closed (a gap or a nasal/voiced murmur inside speech: p/b/m), rounded (low F2; "sh"),
+   spread (high F2), labiodental (weak frication: f/v), sibilant (strong frication: s/z).
+   Offline mode also sees ``OFFLINE_LOOKAHEAD_S`` ahead, so lips close and round a little
+   before the sound, as people do.
+4. ``_Dynamics``: per-shape asymmetric attack/release (closures snap shut, openings
+   ease), which is what keeps fast speech from flapping.
+5. ``_to_channels``: shapes -> the 61 Live Link values; pitch and loudness accents lift the
+   brows and nod the head slightly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from livelink import names as N
+from nsplayer.models.base import N_SHAPES
+from nsplayer.models.features import WINDOW_S, Analyzer, Features
+
+OVERSAMPLE = 2  # analysis frames per output frame: closures of 30 ms need ~8 ms steps
+CONTEXT_S = 0.15  # how far back (and, offline, ahead) "inside speech" and level drops look
+OFFLINE_LOOKAHEAD_S = 0.1
+
+# Shape order in the target/state vectors.
+OPEN, CLOSED, ROUND, SPREAD, LABIO, SIBIL, ACCENT = range(7)
+N_STATE = 7
+# How far ahead each shape's target is anticipated (max over the next frames): lips close
+# and round before the sound they shape. Causal mode: one analysis frame for closures, so
+# its total look-ahead is half a window plus one hop (~21 ms at 60 fps).
+ANTICIPATE_S = (0.0, 0.017, 0.05, 0.025, 0.017, 0.0, 0.0)
+ANTICIPATE_CAUSAL = (0, 1, 0, 0, 0, 0, 0)
+# (attack, release) time constants in seconds, per shape.
+TIME_CONSTANTS = (
+    (0.025, 0.045),  # open
+    (0.010, 0.030),  # closed: crisp
+    (0.050, 0.080),  # round: lips move slowly
+    (0.040, 0.070),  # spread
+    (0.020, 0.040),  # labiodental
+    (0.025, 0.040),  # sibilant
+    (0.080, 0.300),  # accent (brows, head)
+)
+
+
+def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """0 below lo, 1 above hi, linear between (hi < lo ramps downwards)."""
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+class _LevelTracker:
+    """Noise floor (slow rise, instant fall) and speech level (fast rise, slow fall), in dB.
+
+    A sequential recursion, so it loops over frames — with plain floats, ~1 µs a frame.
+    """
+
+    def __init__(self, hop_s: float) -> None:
+        self.floor = math.nan
+        self.speech = math.nan
+        self.pitch_ref = 120.0  # running mean voiced pitch, Hz
+        self.rise = 3.0 * hop_s  # floor creeps up 3 dB/s during sound
+        self.decay = 1.5 * hop_s  # speech level forgets 1.5 dB/s
+        self.pitch_a = 1.0 - math.exp(-hop_s / 2.0)
+
+    def run(self, f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per frame: level relative to speech (dB), speech gate 0..1, pitch accent (st)."""
+        n = len(f)
+        rel, gate, accent = np.empty(n), np.empty(n), np.empty(n)
+        floor, speech, pref = self.floor, self.speech, self.pitch_ref
+        for i, (d, hz) in enumerate(zip(f.level_db.tolist(), f.pitch_hz.tolist(), strict=True)):
+            d = max(d, -120.0)
+            if math.isnan(floor):
+                floor, speech = d, d + 15.0
+            floor = d if d < floor else floor + self.rise
+            if d > speech and d > floor + 12.0:
+                speech += 0.25 * (d - speech)
+            else:
+                speech = max(speech - self.decay, floor + 15.0)
+            thresh = max(floor + 9.0, speech - 35.0, -85.0)
+            g = min(max((d - thresh) / 6.0, 0.0), 1.0)
+            st = 0.0
+            if hz > 0.0 and g > 0.5:
+                st = 12.0 * math.log2(hz / pref)
+                pref *= 2.0 ** (self.pitch_a * st / 12.0)
+            rel[i], gate[i], accent[i] = d - speech, g, st
+        self.floor, self.speech, self.pitch_ref = floor, speech, pref
+        return rel, gate, accent
+
+
+class _Dynamics:
+    """Asymmetric one-pole smoothing of the shape vector, one step per analysis frame."""
+
+    def __init__(self, hop_s: float) -> None:
+        tc = np.array(TIME_CONSTANTS)
+        self.attack = 1.0 - np.exp(-hop_s / tc[:, 0])
+        self.release = 1.0 - np.exp(-hop_s / tc[:, 1])
+        self.state = np.zeros(N_STATE)
+
+    def run(self, targets: np.ndarray) -> np.ndarray:
+        out = np.empty_like(targets)
+        s, att, rel = self.state, self.attack, self.release
+        for i, t in enumerate(targets):
+            d = t - s
+            s = s + np.where(d > 0.0, att, rel) * d
+            out[i] = s
+        self.state = s
+        return out
+
+
+class EmbeddedModel:
+    """Streaming speech -> 61 ARKit values per frame. See the module docstring."""
+
+    def __init__(self, sample_rate: int, fps: int = 60, causal: bool = True) -> None:
+        if sample_rate < 4000 or fps <= 0:
+            raise ValueError(f"unsupported sample rate {sample_rate} Hz or fps {fps}")
+        self.sample_rate = int(sample_rate)
+        self.fps = int(fps)
+        self.causal = causal
+        self.hop_s = 1.0 / (self.fps * OVERSAMPLE)
+        if causal:  # the one frame of look-ahead goes to anticipating closures
+            self._fwd, self._anticipate = 0, np.array(ANTICIPATE_CAUSAL)
+        else:
+            self._fwd = math.ceil(OFFLINE_LOOKAHEAD_S / self.hop_s / 2)
+            self._anticipate = np.round(np.array(ANTICIPATE_S) / self.hop_s).astype(int)
+            self._anticipate = np.minimum(self._anticipate, self._fwd)
+        self._ahead = self._fwd + int(self._anticipate.max())
+        self._back = math.ceil(CONTEXT_S / self.hop_s)
+        self.lookahead_s = WINDOW_S / 2 + self._ahead * self.hop_s
+        self._an = Analyzer(self.sample_rate, self.hop_s)
+        self._levels = _LevelTracker(self.hop_s)
+        self._dyn = _Dynamics(self.hop_s)
+        self._hist: dict[str, np.ndarray] = {}  # per-frame arrays: _back past + pending frames
+        self._hist_start = -self._back  # analysis index of the first history entry
+        self._done = 0  # analysis frames whose shapes are computed
+        self._samples = 0
+        self._emitted = 0
+        self._closed = False
+
+    # --- streaming API ------------------------------------------------------------------------
+
+    def feed(self, pcm: np.ndarray) -> np.ndarray:
+        """Consume mono float32 samples; return the frames now known, shape (n, 61)."""
+        x = np.asarray(pcm, dtype=np.float32).reshape(-1)
+        self._samples += len(x)
+        x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+        return self._process(self._an.push(x), limit=None)
+
+    def flush(self) -> np.ndarray:
+        """End of input: pad with silence to finish the look-ahead; total = ceil(dur * fps)."""
+        total = math.ceil(self._samples * self.fps / self.sample_rate - 1e-9)
+        pad_s = WINDOW_S + (self._ahead + 2) * self.hop_s
+        tail = np.zeros(round(pad_s * self.sample_rate) + 1, np.float32)
+        return self._process(self._an.push(tail), limit=total)
+
+    def close(self) -> None:
+        self._closed = True
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _process(self, f: Features, limit: int | None) -> np.ndarray:
+        if len(f):
+            rel, gate, accent = self._levels.run(f)
+            self._append(f, rel, gate, accent)
+        n_avail = self._hist_start + len(self._hist.get("gate", ()))
+        ready = n_avail - self._ahead  # frames j < ready have their look-ahead
+        if ready <= self._done:
+            return np.zeros((0, N_SHAPES), np.float32)
+        ext = self._targets(self._done, ready + int(self._anticipate.max()))
+        targets = _anticipate(ext, self._anticipate, ready - self._done)
+        states = self._dyn.run(targets)
+        first = self._done
+        self._done = ready
+        self._trim()
+        # Output frame i is analysis frame i * OVERSAMPLE.
+        idx = np.arange(-(-first // OVERSAMPLE) * OVERSAMPLE, ready, OVERSAMPLE) - first
+        rows = _to_channels(states[idx])
+        if limit is not None:
+            rows = rows[: max(0, limit - self._emitted)]
+        self._emitted += len(rows)
+        return rows
+
+    def _append(self, f: Features, rel: np.ndarray, gate: np.ndarray, accent: np.ndarray) -> None:
+        new = {
+            "rel": rel, "gate": gate, "accent": accent, "level": f.level_db,
+            "low": f.low_db - f.level_db, "high": f.high_db - f.level_db,
+            "air": f.air_db - f.level_db, "voicing": f.voicing, "f1": f.f1, "f2": f.f2,
+            "centroid": f.centroid,
+        }  # fmt: skip
+        if not self._hist:  # history before frame 0 is silence
+            fill = {"level": -120.0, "low": 0.0, "high": -60.0, "air": -60.0, "f1": 500.0,
+                    "f2": 1500.0, "rel": -60.0}  # fmt: skip
+            self._hist = {k: np.full(self._back, fill.get(k, 0.0)) for k in new}
+        self._hist = {k: np.concatenate([self._hist[k], v]) for k, v in new.items()}
+
+    def _trim(self) -> None:
+        keep_from = self._done - self._back
+        drop = keep_from - self._hist_start
+        if drop > 0:
+            self._hist = {k: v[drop:] for k, v in self._hist.items()}
+            self._hist_start = keep_from
+
+    def _targets(self, start: int, stop: int) -> np.ndarray:
+        """Shape targets (n, N_STATE) for analysis frames start..stop-1."""
+        h = self._hist
+        a, b = start - self._hist_start, stop - self._hist_start
+        cur = {k: v[a:b] for k, v in h.items()}
+        fwd = self._fwd
+        win = self._back + 1 + fwd
+        # Sliding windows over [j - _back, j + fwd] for context and level drops.
+        lo = a - self._back
+        gate_w = np.lib.stride_tricks.sliding_window_view(h["gate"][lo : b + fwd], win)
+        level_w = np.lib.stride_tricks.sliding_window_view(h["level"][lo : b + fwd], win)
+        in_speech = gate_w.max(axis=1)
+        drop = cur["level"] - level_w.max(axis=1)  # dB below the loudest nearby frame
+
+        g, v = cur["gate"], _ramp(cur["voicing"], 0.45, 0.75)
+        loud = _ramp(cur["rel"], -30.0, -10.0)
+        f1, f2 = cur["f1"], cur["f2"]
+        frication = _ramp(cur["high"], -20.0, -8.0) * (1.0 - v)
+        sibilant = g * _ramp(cur["air"], -14.0, -6.0) * _ramp(cur["centroid"], 3000.0, 4500.0)
+        sh = g * frication * _ramp(cur["centroid"], 5000.0, 4200.0) * _ramp(cur["rel"], -22, -12)
+        labio = g * _ramp(-drop, 9.0, 14.0) * _ramp(cur["air"], -36.0, -28.0) * (1.0 - sibilant)
+        murmur = v * _ramp(cur["low"], -6.0, -3.0) * _ramp(-drop, 7.0, 11.0)
+        murmur *= _ramp(cur["air"], -30.0, -38.0)
+        gap = (1.0 - g) * in_speech
+        closed = np.maximum(gap, murmur * g) * (1.0 - labio)
+
+        vowel = g * v * (1.0 - closed)
+        open_ = vowel * loud * (0.25 + 0.75 * _ramp(f1, 300.0, 650.0))
+        round_ = vowel * _ramp(f2, 1450.0, 1000.0) * _ramp(f1, 750.0, 550.0)
+        round_ = np.maximum(round_, sh)
+        spread = vowel * _ramp(f2, 1750.0, 2150.0)
+        accent = g * v * _ramp(cur["accent"], 1.0, 4.0)
+
+        return np.stack([open_, closed, round_, spread, labio, sibilant, accent], axis=1)
+
+
+def _anticipate(t: np.ndarray, frames: np.ndarray, n: int) -> np.ndarray:
+    """First n rows of t, each shape the max of its target over its next ``frames`` rows."""
+    out = t[:n].copy()
+    for k, m in enumerate(frames.tolist()):
+        for d in range(1, m + 1):
+            np.maximum(out[:, k], t[d : d + n, k], out=out[:, k])
+    return out
+
+
+def _to_channels(s: np.ndarray) -> np.ndarray:
+    """Shape states (n, N_STATE) -> Live Link rows (n, 61), float32."""
+    o, c, r, sp, lab, sib, acc = (s[:, k] for k in range(N_STATE))
+    out = np.zeros((len(s), N_SHAPES), np.float32)
+    jaw = 0.6 * o * (1.0 - 0.9 * c) * (1.0 - 0.6 * sib) * (1.0 - 0.6 * lab)
+    out[:, N.JAW_OPEN] = jaw + 0.08 * sib
+    out[:, N.MOUTH_FUNNEL] = 0.55 * r
+    out[:, N.MOUTH_PUCKER] = 0.5 * r * (1.0 - 0.5 * o)
+    for left, right, val in (
+        (N.MOUTH_STRETCH_LEFT, N.MOUTH_STRETCH_RIGHT, 0.35 * sp + 0.25 * sib),
+        (N.MOUTH_SMILE_LEFT, N.MOUTH_SMILE_RIGHT, 0.2 * sp),
+        (N.MOUTH_PRESS_LEFT, N.MOUTH_PRESS_RIGHT, 0.45 * c),
+        (N.MOUTH_UPPER_UP_LEFT, N.MOUTH_UPPER_UP_RIGHT, 0.3 * lab + 0.2 * o + 0.1 * sib),
+        (N.MOUTH_LOWER_DOWN_LEFT, N.MOUTH_LOWER_DOWN_RIGHT, 0.35 * o * (1.0 - lab)),
+        (N.CHEEK_SQUINT_LEFT, N.CHEEK_SQUINT_RIGHT, 0.1 * sp),
+        (N.BROW_OUTER_UP_LEFT, N.BROW_OUTER_UP_RIGHT, 0.2 * acc),
+    ):
+        out[:, left] = val
+        out[:, right] = val
+    out[:, N.MOUTH_ROLL_LOWER] = 0.2 * c + 0.6 * lab
+    out[:, N.MOUTH_ROLL_UPPER] = 0.15 * c
+    out[:, N.MOUTH_SHRUG_UPPER] = 0.25 * lab
+    out[:, N.MOUTH_SHRUG_LOWER] = 0.15 * c
+    out[:, N.BROW_INNER_UP] = 0.3 * acc
+    out[:, N.HEAD_PITCH] = 0.015 * acc
+    return out

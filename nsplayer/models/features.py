@@ -1,0 +1,202 @@
+"""Short-time speech features for the embedded model, numpy only, any sample rate.
+
+One FFT per analysis frame feeds everything, so nothing is resampled: level and band
+energies come from the power spectrum, and so do autocorrelations. LPC (hence formants)
+uses the autocorrelation of the 0–4 kHz band at 8 kHz lag spacing, which is exactly the
+analysis a resampler to 8 kHz would allow, so 8 kHz telephone audio and 48 kHz studio audio
+give the same formants. Voicing and pitch use the 0–2 kHz band's autocorrelation over the
+pitch lags. All of it is vectorized over a batch of frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+WINDOW_S = 0.025  # analysis window: resolves F1 and two pitch periods of most voices
+LPC_RATE = 8000.0  # formant analysis band 0..LPC_RATE/2
+LPC_ORDER = 10  # 4 formants + spectral tilt at 8 kHz
+PITCH_LAGS_S = np.arange(0.0025, 0.0125, 0.00025)  # 80..400 Hz
+GRID_HZ = np.arange(0.0, 4000.0, 25.0)  # where the LPC envelope is evaluated for peak picking
+BANDS_HZ = {"low": (60.0, 300.0), "high": (2500.0, 8000.0), "air": (4000.0, 8000.0)}
+EPS = 1e-12
+
+
+@dataclass
+class Features:
+    """Per analysis frame (arrays of equal length)."""
+
+    level_db: np.ndarray  # mean-square level, dBFS
+    low_db: np.ndarray  # band levels, dBFS: voice bar and nasal murmur live below 300 Hz
+    high_db: np.ndarray  # above 2.5 kHz: frication
+    air_db: np.ndarray  # above 4 kHz (2.4 kHz for narrowband audio): sibilants, f/v/th
+    voicing: np.ndarray  # peak normalized autocorrelation over pitch lags, ~0..1
+    pitch_hz: np.ndarray  # 0 where unvoiced
+    f1: np.ndarray  # Hz
+    f2: np.ndarray  # Hz
+    centroid: np.ndarray  # spectral centroid up to 8 kHz, Hz
+
+    @staticmethod
+    def concat(parts: list[Features]) -> Features:
+        names = Features.__dataclass_fields__
+        return Features(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
+
+    def __len__(self) -> int:
+        return len(self.level_db)
+
+
+class Analyzer:
+    """Frames a sample stream at a fixed hop and computes Features for each frame.
+
+    Frame j is centred on sample round(j * hop_s * sample_rate) (samples before 0 are
+    zeros); it is computed once the audio up to half a window past its centre is known.
+    """
+
+    def __init__(self, sample_rate: int, hop_s: float) -> None:
+        self.sample_rate = sample_rate
+        self.hop_s = hop_s
+        self.n_win = max(16, round(WINDOW_S * sample_rate))
+        self.half = self.n_win // 2
+        max_lag = int(np.ceil(PITCH_LAGS_S[-1] * sample_rate))
+        self.nfft = 1 << int(np.ceil(np.log2(self.n_win + max_lag)))  # linear autocorr
+        self.window = np.hanning(self.n_win).astype(np.float64)
+        self._setup_spectral()
+        self._buf = np.zeros(self.half, np.float64)  # leading zeros: frame 0 is centred on 0
+        self._buf_start = -self.half  # absolute sample index of _buf[0]
+        self.frames_done = 0
+
+    def _setup_spectral(self) -> None:
+        sr, nfft = self.sample_rate, self.nfft
+        f = np.fft.rfftfreq(nfft, 1.0 / sr)
+        ms_norm = 2.0 / (nfft * np.sum(self.window**2))  # power spectrum -> mean square
+        self.freqs = f
+        self.masks = {}
+        for name, (lo, hi) in BANDS_HZ.items():
+            lo = min(lo, 0.6 * sr / 2)  # narrowband audio still gets an upper band
+            self.masks[name] = ((f >= lo) & (f < min(hi, sr / 2))).astype(np.float64) * ms_norm
+        total = (f >= 60.0) & (f < min(8000.0, sr / 2))
+        self.total_mask = total.astype(np.float64) * ms_norm
+        self.centroid_w = np.where(total, f, 0.0)
+        lpc_bins = f <= min(LPC_RATE / 2, sr / 2)
+        pre = 1.0 + 0.9**2 - 2 * 0.9 * np.cos(2 * np.pi * f / sr)  # pre-emphasis for LPC
+        lags = np.arange(LPC_ORDER + 1)
+        lag_win = np.exp(-0.5 * (2 * np.pi * 60.0 * lags / LPC_RATE) ** 2)  # 60 Hz bandwidth
+        self.lpc_cos = (
+            (pre[:, None] * np.cos(2 * np.pi * f[:, None] * lags[None, :] / LPC_RATE))
+            * lag_win[None, :]
+            * lpc_bins[:, None]
+        )
+        pitch_bins = (f >= 60.0) & (f <= min(2000.0, sr / 2))
+        self.pitch_cos = (
+            np.cos(2 * np.pi * f[:, None] * PITCH_LAGS_S[None, :]) * pitch_bins[:, None]
+        )
+        self.pitch_r0 = pitch_bins.astype(np.float64)
+        # Normalize the autocorrelation by the window's own, so voicing does not fall with lag.
+        w = self.window
+        wac = np.array(
+            [np.dot(w[: len(w) - k], w[k:]) for k in np.round(PITCH_LAGS_S * sr).astype(int)]
+        )
+        self.pitch_wnorm = np.maximum(wac / np.dot(w, w), 0.05)
+        self.env_basis = np.exp(-2j * np.pi * GRID_HZ[None, :] * lags[:, None] / LPC_RATE)
+
+    def push(self, pcm: np.ndarray) -> Features:
+        """Append samples; return the features of every frame that became complete."""
+        self._buf = np.concatenate([self._buf, np.asarray(pcm, np.float64)])
+        end = self._buf_start + len(self._buf)  # absolute index one past the last sample
+        centres = []
+        j = self.frames_done
+        while True:
+            c = round(j * self.hop_s * self.sample_rate)
+            if c - self.half + self.n_win > end:
+                break
+            centres.append(c)
+            j += 1
+        if not centres:
+            return _empty()
+        starts = np.asarray(centres) - self.half - self._buf_start
+        idx = starts[:, None] + np.arange(self.n_win)[None, :]
+        frames = self._buf[idx]
+        self.frames_done = j
+        next_start = round(j * self.hop_s * self.sample_rate) - self.half
+        drop = max(0, next_start - self._buf_start)
+        self._buf = self._buf[drop:]
+        self._buf_start += drop
+        return self._analyse(frames)
+
+    def _analyse(self, frames: np.ndarray) -> Features:
+        frames = frames - frames.mean(axis=1, keepdims=True)  # DC offset
+        spec = np.fft.rfft(frames * self.window, self.nfft, axis=1)
+        p = spec.real**2 + spec.imag**2
+        level = p @ self.total_mask
+        bands = {name: p @ m for name, m in self.masks.items()}
+        centroid = (p @ self.centroid_w) / (level / self.total_mask.max() + EPS)
+        voicing, pitch = self._pitch(p)
+        f1, f2 = self._formants(p)
+        db = lambda x: 10.0 * np.log10(x + EPS)  # noqa: E731
+        return Features(
+            db(level),
+            db(bands["low"]),
+            db(bands["high"]),
+            db(bands["air"]),
+            voicing,
+            pitch,
+            f1,
+            f2,
+            np.minimum(centroid, 8000.0),
+        )
+
+    def _pitch(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = (p @ self.pitch_cos) / (p @ self.pitch_r0 + EPS)[:, None] / self.pitch_wnorm
+        best = np.argmax(r, axis=1)
+        voicing = np.clip(r[np.arange(len(r)), best], 0.0, 1.0)
+        pitch = np.where(voicing > 0.4, 1.0 / PITCH_LAGS_S[best], 0.0)
+        return voicing, pitch
+
+    def _formants(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = p @ self.lpc_cos
+        r[:, 0] = r[:, 0] * 1.0001 + EPS  # white-noise floor keeps Levinson stable
+        a = levinson(r, LPC_ORDER)
+        env = -np.log(np.abs(a @ self.env_basis) ** 2 + EPS)  # log LPC envelope on GRID_HZ
+        return pick_formants(env)
+
+
+def levinson(r: np.ndarray, order: int) -> np.ndarray:
+    """LPC coefficients (n, order+1), a[:,0] = 1, for a batch of autocorrelations."""
+    n = r.shape[0]
+    a = np.zeros((n, order + 1))
+    a[:, 0] = 1.0
+    err = r[:, 0].copy()
+    for i in range(1, order + 1):
+        acc = r[:, i] + np.einsum("nj,nj->n", a[:, 1:i], r[:, i - 1 : 0 : -1])
+        k = -acc / np.maximum(err, EPS)
+        k = np.clip(k, -0.9999, 0.9999)
+        prev = a.copy()
+        a[:, 1 : i + 1] += k[:, None] * prev[:, i - 1 :: -1][:, :i]
+        err = err * (1.0 - k * k)
+    return a
+
+
+def pick_formants(env: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """F1 and F2 (Hz): the first envelope peaks in their usual ranges, else the maxima there."""
+    peaks = np.zeros_like(env, dtype=bool)
+    peaks[:, 1:-1] = (env[:, 1:-1] > env[:, :-2]) & (env[:, 1:-1] >= env[:, 2:])
+    f1 = _first_peak(env, peaks, GRID_HZ >= 200.0, GRID_HZ <= 1100.0)
+    lo2 = np.maximum(f1 + 250.0, 650.0)
+    in2 = (GRID_HZ[None, :] >= lo2[:, None]) & (GRID_HZ[None, :] <= 3000.0)
+    f2 = _first_peak(env, peaks, in2, True)
+    return f1, f2
+
+
+def _first_peak(env: np.ndarray, peaks: np.ndarray, lo, hi) -> np.ndarray:
+    rng = np.broadcast_to(lo & hi, env.shape)
+    cand = peaks & rng
+    has = cand.any(axis=1)
+    first = np.argmax(cand, axis=1)
+    fallback = np.argmax(np.where(rng, env, -np.inf), axis=1)
+    return GRID_HZ[np.where(has, first, fallback)]
+
+
+def _empty() -> Features:
+    z = np.zeros(0)
+    return Features(z, z, z, z, z, z, z, z, z)
