@@ -198,11 +198,11 @@ _KEYS: dict[str, Convert] = {
     "idle.breathing": _number(float, 0, 5),
     "emotion": _optional(_emotion),
     "seed": _optional(_number(int, 0, 2**32 - 1)),
-    "buffer_ms": _number(float, 5, 5000),
+    "buffer_ms": _number(float, 0, 10000),
     "underrun": _choice("silence", "pause"),
     "stats": _optional(_path),
     "save_csv": _optional(_path),
-    "verbose": _number(int, -3, 3),
+    "verbose": _number(int, -9, 9),
 }
 _SECTIONS = {"neurosync": NeuroSyncSettings, "gains": Gains, "idle": IdleSettings}
 _SECRET = {"neurosync.api_key"}
