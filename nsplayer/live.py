@@ -89,7 +89,11 @@ class MicInput:
         from nsplayer.audio.sinks import _sounddevice, resolve_device
 
         sd = _sounddevice()
-        index = resolve_device(device, "input")
+        try:
+            index = resolve_device(device, "input")
+        except NsplayerError as exc:  # its message names --device, the output option
+            hint = str(exc).replace("--device", "--input-device", 1)
+            raise NsplayerError(f"{hint}; pick one with --input-device NAME|INDEX") from None
         try:
             info = sd.query_devices(index, "input")
         except (ValueError, sd.PortAudioError) as exc:
@@ -281,21 +285,26 @@ class SampleClock:
 class Timecode:
     """Consecutive time-of-day frame times anchored on the capture time of the audio.
 
-    Frame numbers advance by exactly one per frame; when the input device's clock has
-    drifted a whole frame from the system clock (minutes to hours), the anchor moves by
-    that frame, so the timecode never drifts away from the time of day.
+    Frame numbers advance by exactly one per frame. Every ``check_s`` the capture time is
+    compared with the timecode; if the input device's clock has drifted a whole frame from
+    the system clock (it does over hours), the anchor moves, so the timecode never drifts
+    away from the time of day. Checking rarely keeps the noisy capture times of a stream's
+    first second (PulseAudio delivers them in a burst) from making the numbers jump.
     """
 
-    def __init__(self, fps: int) -> None:
+    def __init__(self, fps: int, check_s: float = 10.0) -> None:
         self.fps = fps
         self._offset = FrameTime.now(fps, 1).to_seconds() - time.monotonic()
         self._anchor: tuple[int, FrameTime] | None = None  # (frame index, its frame time)
+        self._check = max(1, round(check_s * fps))
+        self._checked = 0
 
     def at(self, index: int, capture: float | None) -> FrameTime:
         """Frame time of frame ``index`` captured at ``capture`` (None: just the next one)."""
         if capture is None and self._anchor is None:
             capture = time.monotonic()
-        if capture is not None:
+        if capture is not None and (self._anchor is None or index - self._checked >= self._check):
+            self._checked = index
             actual = (capture + self._offset) % DAY_S
             if self._anchor is None or self._drift(index, actual) >= 1.0 / self.fps:
                 self._anchor = (index, FrameTime.from_seconds(actual, self.fps, 1))
@@ -462,6 +471,10 @@ def run_live(options, settings: LiveSettings, report: Callable[[str], None]) -> 
     from nsplayer.animation import Animator
     from nsplayer.audio.sinks import DeviceSink
 
+    if options.save_csv is not None:
+        raise NsplayerError(
+            "live does not support --save-csv (a live run has no end) — use --stats"
+        )
     mic = MicInput(options.input_device, settings.rate, settings.block_ms)
     producer = _producer(options, settings, mic.rate)
     closers: list[Callable[[], None]] = [producer.close, mic.close]
