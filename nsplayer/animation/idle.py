@@ -54,13 +54,16 @@ class _Wobble:
     """A smooth, aperiodic signal in [-1, 1]: a sum of slow sines with random frequencies."""
 
     def __init__(self, rng: np.random.Generator, lo_hz: float, hi_hz: float, n: int = 3) -> None:
-        self._freq = 2 * math.pi * rng.uniform(lo_hz, hi_hz, n)
-        self._phase = rng.uniform(0, 2 * math.pi, n)
         weights = rng.uniform(0.5, 1.0, n)
-        self._amp = weights / weights.sum()
+        self._terms = [
+            (2 * math.pi * float(f), float(p), float(w / weights.sum()))
+            for f, p, w in zip(
+                rng.uniform(lo_hz, hi_hz, n), rng.uniform(0, 2 * math.pi, n), weights, strict=True
+            )
+        ]
 
     def __call__(self, t: float) -> float:
-        return float(np.dot(self._amp, np.sin(self._freq * t + self._phase)))
+        return sum(a * math.sin(f * t + p) for f, p, a in self._terms)
 
 
 class _Blinker:
