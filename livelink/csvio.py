@@ -139,7 +139,9 @@ def write_csv(
             raise ValueError(f"extra column {name!r} has {len(column)} rows, not {len(values)}")
         if name.lower() in _KNOWN:
             raise ValueError(f"extra column {name!r} clashes with a standard column")
-    start_s = start.to_seconds() if start is not None else 0.0
+    base = FrameTime(0, 0.0, fps) if start is None else start
+    if (base.rate_num, base.rate_den) != (fps, 1):
+        base = FrameTime.from_seconds(base.to_seconds(), fps)
     order = [BLENDSHAPE_NAMES.index(name) for name in CSV_ORDER]
     cells = values[:, order].astype(str)
     extra_cells = [
@@ -152,5 +154,5 @@ def write_csv(
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["Timecode", "BlendshapeCount", *CSV_ORDER, *extra])
         for i in range(len(values)):
-            code = FrameTime.from_seconds(start_s + i / fps, fps).to_timecode()
+            code = base.advance(i).to_timecode()
             writer.writerow([code, N_VALUES, *cells[i], *(c[i] for c in extra_cells)])
