@@ -28,6 +28,7 @@ from nsplayer.models.features import WINDOW_S, Analyzer, Features
 
 OVERSAMPLE = 2  # analysis frames per output frame: closures of 30 ms need ~8 ms steps
 CONTEXT_S = 0.15  # how far back (and, offline, ahead) "inside speech" and level drops look
+GAP_S = 0.08  # a silent gap this close to speech is a stop closure: lips shut
 OFFLINE_LOOKAHEAD_S = 0.1
 
 # Shape order in the target/state vectors.
@@ -65,16 +66,20 @@ class _LevelTracker:
         self.floor = math.nan
         self.speech = math.nan
         self.pitch_ref = 120.0  # running mean voiced pitch, Hz
+        self.f2_ref = 1500.0  # running mean F2 of loud voiced frames: the speaker's vowel space
         self.rise = 3.0 * hop_s  # floor creeps up 3 dB/s during sound
         self.decay = 1.5 * hop_s  # speech level forgets 1.5 dB/s
         self.pitch_a = 1.0 - math.exp(-hop_s / 2.0)
+        self.f2_a = 1.0 - math.exp(-hop_s / 1.5)
 
-    def run(self, f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per frame: level relative to speech (dB), speech gate 0..1, pitch accent (st)."""
+    def run(self, f: Features) -> tuple[np.ndarray, ...]:
+        """Per frame: level relative to speech (dB), speech gate 0..1, pitch accent (st),
+        F2 relative to the speaker's mean."""
         n = len(f)
-        rel, gate, accent = np.empty(n), np.empty(n), np.empty(n)
-        floor, speech, pref = self.floor, self.speech, self.pitch_ref
-        for i, (d, hz) in enumerate(zip(f.level_db.tolist(), f.pitch_hz.tolist(), strict=True)):
+        rel, gate, accent, f2n = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        floor, speech, pref, f2ref = self.floor, self.speech, self.pitch_ref, self.f2_ref
+        rows = zip(f.level_db.tolist(), f.pitch_hz.tolist(), f.f2.tolist(), strict=True)
+        for i, (d, hz, f2) in enumerate(rows):
             d = max(d, -120.0)
             if math.isnan(floor):
                 floor, speech = d, d + 15.0
@@ -89,9 +94,11 @@ class _LevelTracker:
             if hz > 0.0 and g > 0.5:
                 st = 12.0 * math.log2(hz / pref)
                 pref *= 2.0 ** (self.pitch_a * st / 12.0)
-            rel[i], gate[i], accent[i] = d - speech, g, st
-        self.floor, self.speech, self.pitch_ref = floor, speech, pref
-        return rel, gate, accent
+                if d > speech - 12.0:
+                    f2ref += self.f2_a * (f2 - f2ref)
+            rel[i], gate[i], accent[i], f2n[i] = d - speech, g, st, f2 / f2ref
+        self.floor, self.speech, self.pitch_ref, self.f2_ref = floor, speech, pref, f2ref
+        return rel, gate, accent, f2n
 
 
 class _Dynamics:
@@ -132,6 +139,7 @@ class EmbeddedModel:
             self._anticipate = np.minimum(self._anticipate, self._fwd)
         self._ahead = self._fwd + int(self._anticipate.max())
         self._back = math.ceil(CONTEXT_S / self.hop_s)
+        self._gap_back = math.ceil(GAP_S / self.hop_s)
         self.lookahead_s = WINDOW_S / 2 + self._ahead * self.hop_s
         self._an = Analyzer(self.sample_rate, self.hop_s)
         self._levels = _LevelTracker(self.hop_s)
@@ -166,8 +174,7 @@ class EmbeddedModel:
 
     def _process(self, f: Features, limit: int | None) -> np.ndarray:
         if len(f):
-            rel, gate, accent = self._levels.run(f)
-            self._append(f, rel, gate, accent)
+            self._append(f, *self._levels.run(f))
         n_avail = self._hist_start + len(self._hist.get("gate", ()))
         ready = n_avail - self._ahead  # frames j < ready have their look-ahead
         if ready <= self._done:
@@ -186,16 +193,17 @@ class EmbeddedModel:
         self._emitted += len(rows)
         return rows
 
-    def _append(self, f: Features, rel: np.ndarray, gate: np.ndarray, accent: np.ndarray) -> None:
+    def _append(self, f: Features, *tracked: np.ndarray) -> None:
+        rel, gate, accent, f2n = tracked
         new = {
-            "rel": rel, "gate": gate, "accent": accent, "level": f.level_db,
+            "rel": rel, "gate": gate, "accent": accent, "f2n": f2n, "level": f.level_db,
             "low": f.low_db - f.level_db, "high": f.high_db - f.level_db,
             "air": f.air_db - f.level_db, "voicing": f.voicing, "f1": f.f1, "f2": f.f2,
             "centroid": f.centroid,
         }  # fmt: skip
         if not self._hist:  # history before frame 0 is silence
             fill = {"level": -120.0, "low": 0.0, "high": -60.0, "air": -60.0, "f1": 500.0,
-                    "f2": 1500.0, "rel": -60.0}  # fmt: skip
+                    "f2": 1500.0, "f2n": 1.0, "rel": -60.0}  # fmt: skip
             self._hist = {k: np.full(self._back, fill.get(k, 0.0)) for k in new}
         self._hist = {k: np.concatenate([self._hist[k], v]) for k, v in new.items()}
 
@@ -217,7 +225,10 @@ class EmbeddedModel:
         lo = a - self._back
         gate_w = np.lib.stride_tricks.sliding_window_view(h["gate"][lo : b + fwd], win)
         level_w = np.lib.stride_tricks.sliding_window_view(h["level"][lo : b + fwd], win)
-        in_speech = gate_w.max(axis=1)
+        gap_w = gate_w[:, self._back - self._gap_back :]
+        speech_near = gap_w[:, : self._gap_back].max(axis=1)
+        if fwd:  # offline: a gap is a closure only with speech on both sides
+            speech_near = np.minimum(speech_near, gap_w[:, self._gap_back + 1 :].max(axis=1))
         drop = cur["level"] - level_w.max(axis=1)  # dB below the loudest nearby frame
 
         g, v = cur["gate"], _ramp(cur["voicing"], 0.45, 0.75)
@@ -229,14 +240,15 @@ class EmbeddedModel:
         labio = g * _ramp(-drop, 9.0, 14.0) * _ramp(cur["air"], -36.0, -28.0) * (1.0 - sibilant)
         murmur = v * _ramp(cur["low"], -6.0, -3.0) * _ramp(-drop, 7.0, 11.0)
         murmur *= _ramp(cur["air"], -30.0, -38.0)
-        gap = (1.0 - g) * in_speech
+        gap = (1.0 - g) * speech_near
         closed = np.maximum(gap, murmur * g) * (1.0 - labio)
 
         vowel = g * v * (1.0 - closed)
         open_ = vowel * loud * (0.25 + 0.75 * _ramp(f1, 300.0, 650.0))
-        round_ = vowel * _ramp(f2, 1450.0, 1000.0) * _ramp(f1, 750.0, 550.0)
+        f2n = cur["f2n"]
+        round_ = vowel * _ramp(f2n, 1.05, 0.8) * _ramp(f1, 750.0, 550.0)
         round_ = np.maximum(round_, sh)
-        spread = vowel * _ramp(f2, 1750.0, 2150.0)
+        spread = vowel * _ramp(f2n, 1.15, 1.35)
         accent = g * v * _ramp(cur["accent"], 1.0, 4.0)
 
         return np.stack([open_, closed, round_, spread, labio, sibilant, accent], axis=1)

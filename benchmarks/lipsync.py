@@ -1,0 +1,269 @@
+"""Lipsync accuracy of the embedded model against espeak-ng's phoneme timings.
+
+Ground truth: libespeak-ng (``espeak_events``) speaks ``SENTENCES`` with several voices and
+speeds and reports when each phoneme starts. Every utterance gets 0.5 s of silence before
+and after; every third one also gets steady white noise 45 dB below full scale, so the
+silence class covers background noise too. WAVs and events are cached in
+``benchmarks/.cache/lipsync/``. The model runs as ``nsplayer export`` runs it (offline)
+and as ``nsplayer live`` runs it (causal); a naive loudness-only baseline (JawOpen = RMS
+over 40 ms / the utterance's 95th-percentile RMS, nothing else moves) runs alongside.
+
+A phoneme spans from its start to the next phoneme's start; its *middle* is the frames
+(at 60 fps, frame i = time i/60) in the middle half of that span, or the frame nearest
+its midpoint when none falls inside. Aperture = max(0, JawOpen - MouthClose) + 0.5 ×
+mean(MouthLowerDownLeft/Right). Rules per class (a phoneme counts once):
+
+- bilabial (p b m): lips closed — aperture < 0.1 at some frame. espeak marks p/b at
+  their release, so for them the window is the 45 ms before the mark (the closure);
+  for m it is the middle.
+- open (a a# aI aU A: A@ 0 V): mean JawOpen over the middle ≥ 0.2.
+- rounded (u: U oU O: o@ O@ OI w): mean max(MouthFunnel, MouthPucker) over the middle
+  exceeds, by 0.05, the median of the same quantity over the utterance's spread
+  phonemes (0 if it has none).
+- spread (i: i I I2 e eI): mean max(mean MouthStretch, mean MouthSmile) over the middle
+  exceeds, by 0.05, the median of the same quantity over the utterance's rounded phonemes.
+- labiodental (f v): mean MouthRollLower over the middle ≥ 0.15.
+- silence (the leading and trailing 0.5 s, and espeak pauses ``_``/``_:`` of ≥ 0.25 s):
+  at rest — every frame more than 0.1 s inside it has JawOpen < 0.05 and every mouth
+  channel (MouthClose..MouthUpperUpRight) < 0.1.
+
+Run: ``python benchmarks/lipsync.py`` (``--quick``: the first 15 sentences).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from livelink import names as N
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import espeak_events
+
+from nsplayer.models.embedded import EmbeddedModel
+
+FPS = 60
+PAD_S = 0.5
+NOISE_DBFS = -45.0
+CACHE = Path(__file__).resolve().parent / ".cache" / "lipsync"
+VOICES = ("en-us", "en+f3", "en-gb-x-rp", "en-us+m3", "en+f2")
+RATES = (140, 175, 210)
+
+CLASSES = {
+    "bilabial": ("p", "b", "m"),
+    "open": ("a", "a#", "aI", "aU", "A:", "A@", "0", "V"),
+    "rounded": ("u:", "U", "oU", "O:", "o@", "O@", "OI", "w"),
+    "spread": ("i:", "i", "I", "I2", "e", "eI"),
+    "labiodental": ("f", "v"),
+}
+PAUSES = ("_", "_:")
+
+SENTENCES = (
+    "Please bring me the blue spoon and five fine forks.",
+    "My mother bought a big map of Paris in the summer.",
+    "We knew you would move to the old school soon.",
+    "She sells sea shells by the sea shore every evening.",
+    "The man from the bank fixed my phone before five.",
+    "Bob will mop the floor when Pam puts the box away.",
+    "A few brave wolves roam over the frozen moor.",
+    "Peter picked a peck of purple peppers at the market.",
+    "Move the blue boot before the boat leaves the pool.",
+    "Feel free to visit the movie theater on Friday evening.",
+    "Big boxes of apples made the barn smell sweet.",
+    "We need more food, so buy beef, beans and bread.",
+    "The father parked his car far from the farm.",
+    "Maybe the baby will sleep by the fire at home.",
+    "Very few people have seen a purple cow.",
+    "Put the map back in the bag, Bob.",
+    "I often have coffee with milk in the morning.",
+    "Who knew the moon would look so huge tonight?",
+    "Please keep the green tea by the window.",
+    "The boy was proud of the new blue bicycle.",
+    "Five women waved from the ferry boat.",
+    "Even the brave knight feared the dark forest.",
+    "Bobby bought a bunch of bananas for Pamela.",
+    "My home is by the beach, far from the city.",
+    "We moved to Boston in the fall of that year.",
+    "Open the box, pick a book, and read it to me.",
+    "The poem was about a boat on a smooth blue lake.",
+    "Fifty families visited the museum in May.",
+    "Mike was happy to meet his friend from Vienna.",
+    "I love the smell of pine trees after the rain.",
+    "Put your boots on, we are going to the moor.",
+    "The food at the festival was very spicy.",
+    "A bee buzzed by the bright blue flowers.",
+    "Never move the piano without help from five men.",
+    "Who will feed the pets when we are on vacation?",
+    "The mob moved past the palace at noon.",
+    "Please pass the pepper and the butter, Mum.",
+    "We went for a walk by the river on Sunday.",
+    "Each evening the people meet in the park.",
+    "Few fish swim in the pool behind the boathouse.",
+    "Mary played the violin beautifully at the fair.",
+    "The puppy pulled the blanket off the bed.",
+    "Boil the water, then pour it over the beef.",
+    "Everyone was amazed by the movie's happy ending.",
+    "The big brown bear ate berries by the pond.",
+    "Vivid photos of famous people filled the wall.",
+    "The two of us swam in the cool blue pool.",
+    "Please leave the keys beneath the mat by the door.",
+    "My brother moved from Madrid to Bombay in April.",
+    "Fine wine from France was poured for the guests.",
+    "Good food improves the mood of everyone.",
+    "Wolves howl at the full moon over the hills.",
+)
+
+
+def utterance(idx: int) -> tuple[np.ndarray, int, list[tuple[str, float, float]]]:
+    """Cached WAV (padded, maybe noisy) and phonemes (name, start, end) in padded time."""
+    text, voice, rate = SENTENCES[idx], VOICES[idx % len(VOICES)], RATES[idx % len(RATES)]
+    key = hashlib.sha1(f"{text}|{voice}|{rate}|{PAD_S}|{NOISE_DBFS}|{idx % 3}".encode())
+    wav, meta = CACHE / f"{key.hexdigest()[:16]}.wav", CACHE / f"{key.hexdigest()[:16]}.json"
+    if wav.exists() and meta.exists():
+        audio, sr = sf.read(wav, dtype="float32")
+        return audio, sr, [tuple(p) for p in json.loads(meta.read_text())]
+    u = espeak_events.synthesize(text, voice, rate)
+    pad = np.zeros(round(PAD_S * u.sample_rate), np.float32)
+    audio = np.concatenate([pad, u.audio, pad])
+    if idx % 3 == 0:
+        rng = np.random.default_rng(idx)
+        audio = audio + rng.normal(0, 10 ** (NOISE_DBFS / 20), len(audio)).astype(np.float32)
+    total = len(audio) / u.sample_rate
+    starts = [p.start + PAD_S for p in u.phonemes]
+    phones = [
+        (p.name, s, (starts[i + 1] if i + 1 < len(starts) else total - PAD_S))
+        for i, (p, s) in enumerate(zip(u.phonemes, starts, strict=True))
+    ]
+    phones = [("_", 0.0, phones[0][1]), *phones, ("_", total - PAD_S, total)]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sf.write(wav, audio, u.sample_rate, subtype="FLOAT")
+    meta.write_text(json.dumps(phones))
+    return audio, u.sample_rate, phones
+
+
+def run_model(audio: np.ndarray, sr: int, causal: bool) -> np.ndarray:
+    model = EmbeddedModel(sr, FPS, causal=causal)
+    step = sr // 10  # stream as the player does
+    rows = [model.feed(audio[i : i + step]) for i in range(0, len(audio), step)]
+    return np.concatenate([*rows, model.flush()])
+
+
+def baseline(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Loudness only: JawOpen follows the RMS envelope; every other channel stays 0."""
+    n = int(np.ceil(len(audio) * FPS / sr))
+    half = round(0.02 * sr)
+    padded = np.pad(audio.astype(np.float64) ** 2, half)
+    csum = np.concatenate([[0.0], np.cumsum(padded)])
+    centres = np.round(np.arange(n) * sr / FPS).astype(int) + half
+    rms = np.sqrt((csum[centres + half] - csum[centres - half]) / (2 * half))
+    rows = np.zeros((n, 61), np.float32)
+    rows[:, N.JAW_OPEN] = np.clip(rms / (np.percentile(rms, 95) + 1e-12), 0, 1)
+    return rows
+
+
+def _frames(rows: np.ndarray, t0: float, t1: float) -> np.ndarray:
+    """Rows in the middle half of [t0, t1), or the one nearest its midpoint."""
+    a, b = t0 + (t1 - t0) / 4, t1 - (t1 - t0) / 4
+    idx = np.arange(int(np.ceil(a * FPS)), int(np.ceil(b * FPS)))
+    idx = idx[(idx >= 0) & (idx < len(rows))]
+    if len(idx) == 0:
+        idx = np.array([min(len(rows) - 1, round((t0 + t1) / 2 * FPS))])
+    return rows[idx]
+
+
+def aperture(r: np.ndarray) -> np.ndarray:
+    lower = (r[:, N.MOUTH_LOWER_DOWN_LEFT] + r[:, N.MOUTH_LOWER_DOWN_RIGHT]) / 2
+    return np.maximum(0.0, r[:, N.JAW_OPEN] - r[:, N.MOUTH_CLOSE]) + 0.5 * lower
+
+
+def roundness(r: np.ndarray) -> float:
+    return float(np.mean(np.maximum(r[:, N.MOUTH_FUNNEL], r[:, N.MOUTH_PUCKER])))
+
+
+def spreadness(r: np.ndarray) -> float:
+    stretch = (r[:, N.MOUTH_STRETCH_LEFT] + r[:, N.MOUTH_STRETCH_RIGHT]) / 2
+    smile = (r[:, N.MOUTH_SMILE_LEFT] + r[:, N.MOUTH_SMILE_RIGHT]) / 2
+    return float(np.mean(np.maximum(stretch, smile)))
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values)) if values else 0.0
+
+
+def score(rows: np.ndarray, phones: list[tuple[str, float, float]]) -> dict[str, list[bool]]:
+    """Per class, one verdict per phoneme (rules in the module docstring)."""
+    out: dict[str, list[bool]] = {k: [] for k in (*CLASSES, "silence")}
+    cls = {p: c for c, ps in CLASSES.items() for p in ps}
+    mids = {(i, n): _frames(rows, s, e) for i, (n, s, e) in enumerate(phones)}
+    # The rounded class is judged against spread phonemes' rounding, and vice versa.
+    round_ref = _median([roundness(m) for (_, n), m in mids.items() if cls.get(n) == "spread"])
+    spread_ref = _median([spreadness(m) for (_, n), m in mids.items() if cls.get(n) == "rounded"])
+    for i, (name, s, e) in enumerate(phones):
+        mid, c = mids[(i, name)], cls.get(name)
+        if c == "bilabial":
+            if name == "m":
+                win = mid
+            else:
+                win = rows[max(0, int(np.floor((s - 0.045) * FPS))) : int(np.ceil(s * FPS)) + 1]
+            out[c].append(bool(aperture(win).min() < 0.1))
+        elif c == "open":
+            out[c].append(bool(mid[:, N.JAW_OPEN].mean() >= 0.2))
+        elif c == "rounded":
+            out[c].append(roundness(mid) > round_ref + 0.05)
+        elif c == "spread":
+            out[c].append(spreadness(mid) > spread_ref + 0.05)
+        elif c == "labiodental":
+            out[c].append(bool(mid[:, N.MOUTH_ROLL_LOWER].mean() >= 0.15))
+        elif name in PAUSES and e - s >= 0.25:
+            inner = rows[int(np.ceil((s + 0.1) * FPS)) : int(np.floor((e - 0.1) * FPS)) + 1]
+            if len(inner):
+                rest = (inner[:, N.JAW_OPEN] < 0.05).all()
+                rest &= (inner[:, N.MOUTH_CLOSE : N.MOUTH_UPPER_UP_RIGHT + 1] < 0.1).all()
+                out["silence"].append(bool(rest))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="first 15 sentences only")
+    args = ap.parse_args()
+    count = 15 if args.quick else len(SENTENCES)
+    systems: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+        "embedded (offline)": lambda a, sr: run_model(a, sr, causal=False),
+        "embedded (causal)": lambda a, sr: run_model(a, sr, causal=True),
+        "loudness baseline": baseline,
+    }
+    verdicts = {name: {k: [] for k in (*CLASSES, "silence")} for name in systems}
+    for idx in range(count):
+        audio, sr, phones = utterance(idx)
+        for name, fn in systems.items():
+            for k, v in score(fn(audio, sr), phones).items():
+                verdicts[name][k].extend(v)
+    print(f"Lipsync accuracy, {count} sentences, voices {', '.join(VOICES)}, rates {RATES} wpm\n")
+    print("| class | n | " + " | ".join(systems) + " |")
+    print("|---|---:|" + "---:|" * len(systems))
+    macro = {name: [] for name in systems}
+    for k in (*CLASSES, "silence"):
+        n = len(verdicts[next(iter(systems))][k])
+        cells = []
+        for name in systems:
+            acc = 100.0 * np.mean(verdicts[name][k]) if n else float("nan")
+            macro[name].append(acc)
+            cells.append(f"{acc:.1f}%")
+        print(f"| {k} | {n} | " + " | ".join(cells) + " |")
+    print(
+        "| **macro average** | | "
+        + " | ".join(f"**{np.mean(m):.1f}%**" for m in macro.values())
+        + " |"
+    )
+
+
+if __name__ == "__main__":
+    main()
