@@ -64,7 +64,7 @@ def serve_url() -> Iterator[str]:
 def test_short_file_is_one_request_with_exact_frames(serve_url: str) -> None:
     pcm = speechlike(1.5)
     frames = run(NeuroSyncModel(RATE, 60, settings(serve_url)), pcm)
-    np.testing.assert_allclose(frames, infer(pcm, RATE), atol=1e-4)
+    np.testing.assert_allclose(frames, infer(pcm, RATE), atol=2e-3)  # 16-bit WAV
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,10 @@
 Contract (DESIGN.md §4): ``POST <url>`` with a WAV file as the body, answer
 ``{"blendshapes": [[61 or 68 floats], ...]}`` at 60 rows/s. The model needs about 2 s of
 context, so audio is sent in overlapping segments (cut at quiet points) that are cross-faded
-on the overlap; the first frames are ready after the first segment, not after the whole file,
-and later segments are requested ahead of playback by worker threads. Frames are stitched at
-60 fps (exactly ceil(duration * 60)), then resampled to the requested fps.
+on the overlap. ``feed`` waits only for the first answer (so playback starts once the first
+segment is back, not after the whole file); later segments are requested ahead of playback
+by at most ``max_inflight`` worker threads and ``feed`` returns whatever is ready. Frames
+are stitched at 60 fps (exactly ceil(duration * 60)), then resampled to the requested fps.
 
 If the server fails after it has answered once, ``on_model_error`` decides:
 ``embedded`` continues with the embedded model from the first missing frame, ``idle`` returns
@@ -25,7 +26,7 @@ import math
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SERVER_FPS = 60
 MIN_CONTEXT_S = 2.2  # NeuroSync needs ~128 frames of context: never send less if we have it
+REQUEST_ALLOWANCE_S = 1.0  # expected worst request time on a healthy server
 BACKOFF_S = 0.2  # first retry delay; doubles per attempt
 FAR_OUT_OF_RANGE = 1.5  # |value| beyond this is garbage, not overshoot
 _ROW_BYTES = N_WITH_EMOTIONS * 24  # generous JSON size of one row
@@ -289,7 +291,8 @@ class NeuroSyncModel(FaceModel):
             )
         self.sample_rate = int(sample_rate)
         self.fps = int(fps)
-        self.lookahead_s = float(settings.segment_s)
+        # audio needed before a frame is final: a segment, plus time for its request
+        self.lookahead_s = settings.segment_s + REQUEST_ALLOWANCE_S
         self.idle_from_frame: int | None = None  # output frame from which rows carry no speech
         self._settings = settings
         self._client = _HttpClient(settings)
@@ -323,6 +326,8 @@ class NeuroSyncModel(FaceModel):
         self._chunks.append(pcm)
         while self._frames_known() >= self._next_start + self._seg:
             self._submit(self._cut_point(), final=False)
+        if not self._answered and self._pending:
+            wait([self._pending[0].future])  # playback starts once the first answer is in
         return self._out.push(self._collect(block=False))
 
     def flush(self) -> np.ndarray:
