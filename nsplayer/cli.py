@@ -29,7 +29,63 @@ def main() -> None:
 
 # --- listen (livelink / monitor) ---------------------------------------------------------------
 
+
+@main.command()
+@click.option("--port", default=11111, show_default=True, type=click.IntRange(0, 65535),
+              help="UDP port to listen on (0: any free port, printed on stderr).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind (0.0.0.0 or :: for other machines).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per packet instead of the meter.")
+@click.option("--count", type=click.IntRange(1), help="Stop after N packets.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="S",
+              help="Stop after S seconds without a packet.")
+def listen(port: int, host: str, as_json: bool, count: int | None,
+           timeout: float | None) -> None:
+    """Receive Live Link Face packets: live meter of key shapes per subject, or --json lines."""
+    from nsplayer.monitor import listen as run_listen
+
+    out = click.get_text_stream("stdout")
+    result = run_listen(port, host, out, as_json=as_json, count=count, timeout=timeout,
+                        tty=out.isatty(), announce=lambda line: click.echo(line, err=True))
+    click.echo(result.summary(), err=True)
+
 # --- export (embedded model) -------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("audio")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="File to write (shapes.csv, shapes.json or shapes.npy).")
+@click.option("--fps", default=60, show_default=True, type=click.IntRange(1, 240))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "npy"]),
+              help="Output format. [default: from the output's extension, else csv]")
+@click.option("--causal", is_flag=True, help="Use the live (low look-ahead) model output.")
+def export(audio: str, output: str, fps: int, fmt: str | None, causal: bool) -> None:
+    """Audio file (or - for a WAV on stdin) to Live Link Face CSV, offline."""
+    from pathlib import Path
+
+    from nsplayer.export import FORMATS
+    from nsplayer.export import export as run_export
+
+    out = Path(output)
+    if fmt is None:
+        fmt = out.suffix.lower().lstrip(".") if out.suffix.lower().lstrip(".") in FORMATS else "csv"
+    bars: list = []
+
+    def progress_factory(total: int | None):
+        if total is None or total < 1_000_000 or not sys.stderr.isatty():  # long files only
+            return lambda n: None
+        bar = click.progressbar(length=total, label="export", file=sys.stderr)
+        bars.append(bar.__enter__())
+        return bar.update
+
+    try:
+        n = run_export(audio, out, fps, fmt, causal=causal, progress_factory=progress_factory)
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+    click.echo(f"wrote {n} frames at {fps} fps to {out}", err=True)
 
 # --- play / replay / idle / devices (player) ---------------------------------------------------
 
@@ -47,6 +103,39 @@ _COMMON_OPTIONS = (
     click.option("--model", type=click.Choice(["embedded", "neurosync"]), help="Face model."),
     click.option("--url", help="NeuroSync API URL (--model neurosync)."),
     click.option("--api-key", help="API key for a remote NeuroSync API (or NSPLAYER_API_KEY)."),
+    click.option(
+        "--max-inflight",
+        "neurosync_max_inflight",
+        type=click.IntRange(1, 16),
+        help="NeuroSync requests in flight at once. [default: 2]",
+    ),
+    click.option(
+        "--on-model-error",
+        "neurosync_on_model_error",
+        type=click.Choice(["embedded", "idle", "stop"]),
+        help="If the NeuroSync server fails mid-play. [default: embedded]",
+    ),
+    click.option(
+        "--allow-insecure",
+        "neurosync_allow_insecure",
+        is_flag=True,
+        default=None,
+        help="Allow sending --api-key over plain http to a non-local host.",
+    ),
+    click.option(
+        "--connect-timeout",
+        "neurosync_connect_timeout",
+        type=click.FloatRange(0.1),
+        metavar="S",
+        help="NeuroSync connect timeout. [default: 3]",
+    ),
+    click.option(
+        "--read-timeout",
+        "neurosync_read_timeout",
+        type=click.FloatRange(0.1),
+        metavar="S",
+        help="NeuroSync answer timeout per segment. [default: 30]",
+    ),
     click.option("--device", help="Audio output: index or name (see `nsplayer devices`)."),
     click.option("--no-audio", is_flag=True, help="Play no sound; keep time on the null sink."),
     click.option(
@@ -121,6 +210,7 @@ def build_options(ctx: click.Context, params: dict):
     for name in names:
         params.pop(name, None)
     config = given.pop("config_path", None)
+    given = {k.replace("neurosync_", "neurosync.", 1): v for k, v in given.items()}
     verbose = given.pop("verbose", 0) - given.pop("quiet", 0)
     if verbose:
         given["verbose"] = verbose
@@ -215,22 +305,43 @@ def devices() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--rows", type=click.Choice(["61", "68"]), default="61", show_default=True,
-              help="61 values per row, or 68 with 7 emotion scores (constant Neutral=1).")
-@click.option("--max-body-mb", default=50.0, show_default=True, type=click.FloatRange(0.001),
-              help="Larger request bodies get 413.")
-@click.option("--request-timeout", default=30.0, show_default=True,
-              type=click.FloatRange(0.1), help="Seconds allowed to send a request.")
+@click.option(
+    "--rows",
+    type=click.Choice(["61", "68"]),
+    default="61",
+    show_default=True,
+    help="61 values per row, or 68 with 7 emotion scores (constant Neutral=1).",
+)
+@click.option(
+    "--max-body-mb",
+    default=50.0,
+    show_default=True,
+    type=click.FloatRange(0.001),
+    help="Larger request bodies get 413.",
+)
+@click.option(
+    "--request-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds allowed to send a request.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
-def serve(host: str, port: int, rows: str, max_body_mb: float, request_timeout: float,
-          verbose: bool) -> None:
+def serve(
+    host: str, port: int, rows: str, max_body_mb: float, request_timeout: float, verbose: bool
+) -> None:
     """NeuroSync-compatible HTTP API over the embedded model (POST /audio_to_blendshapes)."""
     from nsplayer.server import ServerSettings
     from nsplayer.server import serve as run_server
 
-    settings = ServerSettings(host=host, port=port, rows=int(rows),
-                              max_body=int(max_body_mb * 1024 * 1024),
-                              request_timeout=request_timeout, verbose=verbose)
+    settings = ServerSettings(
+        host=host,
+        port=port,
+        rows=int(rows),
+        max_body=int(max_body_mb * 1024 * 1024),
+        request_timeout=request_timeout,
+        verbose=verbose,
+    )
     run_server(settings, announce=lambda line: click.echo(line, err=True))
 
 

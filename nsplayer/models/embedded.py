@@ -233,7 +233,7 @@ class EmbeddedModel:
 
         g, v = cur["gate"], _ramp(cur["voicing"], 0.45, 0.75)
         loud = _ramp(cur["rel"], -30.0, -10.0)
-        f1, f2 = cur["f1"], cur["f2"]
+        f1 = cur["f1"]
         frication = _ramp(cur["high"], -20.0, -8.0) * (1.0 - v)
         sibilant = g * _ramp(cur["air"], -14.0, -6.0) * _ramp(cur["centroid"], 3000.0, 4500.0)
         sh = g * frication * _ramp(cur["centroid"], 5000.0, 4200.0) * _ramp(cur["rel"], -22, -12)
