@@ -208,6 +208,7 @@ class SlidingWindows:
         self._client, self._rate, self._fps = client, rate, fps
         self._window = math.ceil(WINDOW_FRAMES * rate / NEUROSYNC_FPS) + rate // 10
         self._hop = max(1, round(hop_s * rate))
+        self._keep = math.ceil(2 * hop_s * fps)  # older frames are stale: skipped, not sent late
         self._ring = np.zeros(self._window, np.float32)
         self._received = 0  # samples seen
         self._next_submit = self._window  # first request once a full window is in
@@ -240,7 +241,7 @@ class SlidingWindows:
             return []
         start_s = self._pending_start / self._rate
         end = math.floor((self._pending_start + self._window) / self._rate * self._fps)
-        first = max(self._next_frame, math.ceil(start_s * self._fps))
+        first = max(self._next_frame, math.ceil(start_s * self._fps), end - self._keep)
         out = []
         for i in range(first, end):
             row = round((i / self._fps - start_s) * NEUROSYNC_FPS)

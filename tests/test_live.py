@@ -1,0 +1,216 @@
+"""`nsplayer live` end to end through a PulseAudio null sink, plus its parts on their own.
+
+The end-to-end tests load a private null sink, run `nsplayer live` recording its monitor
+(PULSE_SOURCE), play espeak-ng speech into the sink (PULSE_SINK / paplay) and receive the
+packets on a free loopback port. They skip with the reason when PulseAudio is not running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from livelink import FrameTime, LiveLinkReceiver
+from livelink.names import JAW_OPEN
+from nsplayer.live import SlidingWindows, Timecode
+
+REST = 0.1  # JawOpen below this is a mouth at rest (idle breathing moves it a little)
+SPEECH = 0.2  # speech opens it well above
+
+
+def _pulse_missing() -> str | None:
+    if shutil.which("pactl") is None or shutil.which("paplay") is None:
+        return "pactl/paplay not installed (pulseaudio-utils)"
+    if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
+        return "no PulseAudio server running"
+    if shutil.which("espeak-ng") is None:
+        return "espeak-ng not installed"
+    return None
+
+
+needs_pulse = pytest.mark.skipif(_pulse_missing() is not None, reason=str(_pulse_missing()))
+
+
+@pytest.fixture
+def sink() -> Iterator[str]:
+    """A null sink of our own, so audio other tests play cannot leak into the recording."""
+    name = f"nsplayer_test_live_{os.getpid()}"
+    module = subprocess.run(
+        ["pactl", "load-module", "module-null-sink", f"sink_name={name}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    yield name
+    subprocess.run(["pactl", "unload-module", module], check=False)
+
+
+class Packets(threading.Thread):
+    """Receives (arrival, frame number, JawOpen) on a free port until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.rx = LiveLinkReceiver(port=0, timeout=0.1)
+        self.got: list[tuple[float, int, float]] = []
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            for frame, arrival, _ in self.rx:
+                self.got.append((arrival, frame.time.frame, float(frame.values[JAW_OPEN])))
+
+    def stop(self) -> np.ndarray:
+        time.sleep(0.2)
+        self.running = False
+        self.join(2.0)
+        self.rx.close()
+        return np.array(self.got).reshape(-1, 3)
+
+
+@contextlib.contextmanager
+def live(sink: str, *args: str) -> Iterator[tuple[subprocess.Popen, Packets]]:
+    """`nsplayer live` recording the sink's monitor; yields once it prints its banner."""
+    packets = Packets()
+    packets.start()
+    env = {**os.environ, "PULSE_SOURCE": f"{sink}.monitor"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsplayer.cli", "live", "--input-device", "pulse",
+         "--target", f"127.0.0.1:{packets.rx.port}", "--seed", "1", *args],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        banner = proc.stderr.readline()
+        assert banner.startswith("live: "), banner + proc.stderr.read()
+        yield proc, packets
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def speak(sink: str, text: str) -> float:
+    """Play espeak-ng speech into the sink; returns when it started (monotonic)."""
+    wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+    start = time.monotonic()
+    subprocess.run(["paplay", "-d", sink], input=wav, check=True)
+    return start
+
+
+@needs_pulse
+def test_speech_moves_the_jaw_and_silence_leaves_it_at_rest(sink: str) -> None:
+    with live(sink, "--duration", "5") as (proc, packets):
+        time.sleep(0.8)  # silence first
+        spoke = speak(sink, "Hello there, how are you today?")
+        assert proc.wait(20) == 0, proc.stderr.read()
+        got = packets.stop()
+    arrival, frames, jaw = got.T
+    assert len(got) > 200
+    assert (np.diff(frames) == 1).all()  # consecutive timecode, one packet per frame
+    assert jaw[arrival < spoke].max() < REST
+    assert jaw[(arrival > spoke) & (arrival < spoke + 2.5)].max() > SPEECH
+    assert jaw[-20:].max() < REST  # the silence after the speech
+
+
+@needs_pulse
+def test_ctrl_c_eases_out_and_exits_130(sink: str) -> None:
+    if sys.platform == "win32":
+        pytest.skip("SIGINT to a child process is POSIX")
+    with live(sink) as (proc, packets):
+        player = threading.Thread(target=speak, args=(sink, "Aaaaaaaah, oooooooh"))
+        player.start()
+        time.sleep(0.8)  # in the middle of the vowel
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 130
+        err = proc.stderr.read()
+        player.join()
+        got = packets.stop()
+    assert "Traceback" not in err
+    assert got[:, 2].max() > SPEECH
+    assert got[-1, 2] < got[:, 2].max() / 2  # eased towards rest, not frozen open
+
+
+@needs_pulse
+def test_device_that_stops_delivering_is_one_line_and_eases_out(sink: str) -> None:
+    with live(sink) as (proc, packets):
+        time.sleep(0.3)
+        subprocess.run(["pactl", "suspend-sink", sink, "1"], check=True)
+        assert proc.wait(15) == 1
+        err = proc.stderr.read()
+        got = packets.stop()
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("nsplayer: error: input device 'pulse' stopped delivering audio")
+    assert "Traceback" not in err
+    assert len(got) > 0 and got[-1, 2] < REST
+
+
+def test_missing_input_device_is_one_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsplayer.cli", "live", "--input-device", "no-such-microphone"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("nsplayer: error: --input-device 'no-such-microphone'")
+    assert "nsplayer devices" in proc.stderr
+
+
+def test_timecode_is_consecutive_and_follows_a_drifting_clock() -> None:
+    clock = Timecode(60, check_s=1.0)
+    start = time.monotonic()
+    times = [clock.at(i, start + i / 60) for i in range(120)]
+    assert [t.frame - times[0].frame for t in times] == list(range(120))
+    drifted = clock.at(180, start + 180 / 60 + 0.05)  # the input clock ran 50 ms fast
+    assert drifted.frame - times[0].frame == 183
+
+
+@pytest.fixture
+def neurosync_client() -> Iterator[object]:
+    """The real NeuroSync HTTP client talking to our own `serve` on a free loopback port."""
+    from nsplayer.config import NeuroSyncSettings
+    from nsplayer.models.neurosync import _HttpClient
+    from nsplayer.server import ServerSettings, api_url, make_server
+
+    server = make_server(ServerSettings(port=0))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield _HttpClient(NeuroSyncSettings(url=api_url(server)))
+    server.shutdown()
+    server.server_close()
+
+
+def test_sliding_windows_send_each_frame_once_from_the_newest_window(neurosync_client) -> None:
+    windows = SlidingWindows(neurosync_client, 16000, 60, hop_s=0.1)
+    out: list[int] = []
+    ends: list[int] = []  # frames covered by the audio received so far, at each delivery
+    samples = 0
+    for _ in range(300):  # 3 s of audio in 10 ms blocks, at about real time
+        got = windows.push(np.zeros(160, np.float32))
+        samples += 160
+        out += [i for i, _ in got]
+        ends += [samples * 60 // 16000] * len(got)
+        time.sleep(0.01)
+    windows.close()
+    assert windows.error is None
+    assert out == list(range(out[0], out[0] + len(out)))  # each frame once, in order
+    assert out[0] >= 128 - 12  # not before a whole window, then only its newest frames
+    assert len(out) > 60
+    lag = np.array(ends) - np.array(out)  # newest frames: never more than ~2 hops behind
+    assert lag.max() < 60
+
+
+def test_frame_time_from_timecode_matches_time_of_day() -> None:
+    now = FrameTime.now(60, 1).to_seconds()
+    at = Timecode(60).at(0, time.monotonic()).to_seconds()
+    assert abs(at - now) < 0.5
