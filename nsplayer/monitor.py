@@ -1,0 +1,190 @@
+"""`nsplayer listen`: receive Live Link Face packets and show them (meter or JSON lines).
+
+A debugging aid for the other end of the wire: it shows what UE would receive, so a silent
+MetaHuman can be narrowed down to "nothing arrives" or "arrives but UE ignores it".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import numpy as np
+
+from livelink import FaceFrame, LiveLinkReceiver
+from livelink import names as n
+from nsplayer.errors import NsplayerError
+
+REFRESH_S = 0.1  # meter redraw period on a terminal
+PLAIN_PERIOD_S = 1.0  # one status line per subject this often when not a terminal
+BAR_WIDTH = 24
+
+# (label, channels averaged, signed rotation?)
+METER: tuple[tuple[str, tuple[int, ...], bool], ...] = (
+    ("jaw open", (n.JAW_OPEN,), False),
+    ("mouth close", (n.MOUTH_CLOSE,), False),
+    ("funnel", (n.MOUTH_FUNNEL,), False),
+    ("smile", (n.MOUTH_SMILE_LEFT, n.MOUTH_SMILE_RIGHT), False),
+    ("blink L", (n.EYE_BLINK_LEFT,), False),
+    ("blink R", (n.EYE_BLINK_RIGHT,), False),
+    ("brows up", (n.BROW_INNER_UP, n.BROW_OUTER_UP_LEFT, n.BROW_OUTER_UP_RIGHT), False),
+    ("brows down", (n.BROW_DOWN_LEFT, n.BROW_DOWN_RIGHT), False),
+    ("head yaw", (n.HEAD_YAW,), True),
+    ("head pitch", (n.HEAD_PITCH,), True),
+)
+
+
+@dataclass
+class SubjectStats:
+    """What the meter shows for one subject: the latest frame and recent arrival times."""
+
+    last: FaceFrame
+    packets: int = 0
+    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+    def rate(self, now: float) -> float:
+        """Packets per second over the last second."""
+        return sum(1 for t in self.arrivals if now - t <= 1.0)
+
+
+@dataclass
+class ListenResult:
+    packets: int
+    malformed: int
+    subjects: dict[str, SubjectStats]
+    seconds: float
+    interrupted: bool
+
+    def summary(self) -> str:
+        names = ", ".join(self.subjects) or "none"
+        how = " (interrupted)" if self.interrupted else ""
+        return (
+            f"listen: {self.packets} packets, {self.malformed} malformed, "
+            f"subjects: {names}, {self.seconds:.1f} s{how}"
+        )
+
+
+def json_line(frame: FaceFrame) -> str:
+    """One packet as the JSON object of DESIGN §5; values in shortest float32 form."""
+    head = json.dumps(
+        {
+            "subject": frame.subject,
+            "device_id": frame.device_id,
+            "frame": frame.time.frame,
+            "subframe": frame.time.subframe,
+            "rate": [frame.time.rate_num, frame.time.rate_den],
+        }
+    )
+    return f'{head[:-1]}, "values": [{", ".join(frame.values.astype(str))}]}}'
+
+
+def _bar(value: float, signed: bool) -> str:
+    if signed:  # rotation / 180°: show ±0.1 (18°) as a full half bar, centred
+        half = BAR_WIDTH // 2
+        cells = round(min(abs(value) / 0.1, 1.0) * half)
+        left = " " * (half - cells) + "█" * cells if value < 0 else " " * half
+        right = "█" * cells + " " * (half - cells) if value >= 0 else " " * half
+        return f"|{left}|{right}| {value * 180:+6.1f}°"
+    cells = round(min(max(value, 0.0), 1.0) * BAR_WIDTH)
+    return f"|{'█' * cells}{' ' * (BAR_WIDTH - cells)}| {value:5.2f}"
+
+
+def meter_lines(subjects: dict[str, SubjectStats], now: float) -> list[str]:
+    """The meter: a title line per subject, then one bar per key shape."""
+    lines = []
+    for name, stats in subjects.items():
+        t = stats.last.time
+        lines.append(
+            f"{name} [{stats.last.device_id[:8]}] frame {t.frame} @ {t.rate:g} fps, "
+            f"{stats.rate(now):.0f} pkt/s, {stats.packets} packets"
+        )
+        values = stats.last.values
+        for label, channels, signed in METER:
+            lines.append(f"  {label:<11}{_bar(float(np.mean(values[list(channels)])), signed)}")
+    return lines
+
+
+def status_line(subjects: dict[str, SubjectStats], now: float, malformed: int) -> str:
+    """Plain one-line status for logs and pipes."""
+    parts = [
+        f"{name}: {s.rate(now):.0f} pkt/s jaw {s.last.values[n.JAW_OPEN]:.2f} "
+        f"close {s.last.values[n.MOUTH_CLOSE]:.2f}"
+        for name, s in subjects.items()
+    ]
+    return "; ".join(parts or ["no packets yet"]) + f"; malformed {malformed}"
+
+
+class _Display:
+    """Redraws the meter in place on a terminal, prints periodic lines otherwise."""
+
+    def __init__(self, out: TextIO, tty: bool) -> None:
+        self.out, self.tty = out, tty
+        self.drawn = 0
+        self.next_at = 0.0
+
+    def update(self, subjects: dict[str, SubjectStats], malformed: int, now: float) -> None:
+        if now < self.next_at:
+            return
+        self.next_at = now + (REFRESH_S if self.tty else PLAIN_PERIOD_S)
+        if not self.tty:
+            self.out.write(status_line(subjects, now, malformed) + "\n")
+        else:
+            lines = [f"malformed: {malformed}", *meter_lines(subjects, now)]
+            up = f"\x1b[{self.drawn}F" if self.drawn else ""
+            self.out.write(up + "\x1b[J" + "\n".join(lines) + "\n")
+            self.drawn = len(lines)
+        self.out.flush()
+
+
+def listen(
+    port: int,
+    host: str,
+    out: TextIO,
+    *,
+    as_json: bool = False,
+    count: int | None = None,
+    timeout: float | None = None,
+    tty: bool = False,
+    announce: Callable[[str], None] | None = None,
+) -> ListenResult:
+    """Receive until ``count`` packets, ``timeout`` seconds without one, or Ctrl-C."""
+    try:
+        receiver = LiveLinkReceiver(port, host)
+    except OSError as exc:
+        raise NsplayerError(exc.strerror or str(exc)) from None
+    if announce:
+        announce(f"listening on UDP {host}:{receiver.port} (Ctrl-C to stop)")
+    display = None if as_json else _Display(out, tty)
+    subjects: dict[str, SubjectStats] = {}
+    packets, interrupted = 0, False
+    start = last_packet = time.monotonic()
+    try:
+        with receiver:
+            while count is None or packets < count:
+                now = time.monotonic()
+                if timeout is not None and now - last_packet >= timeout:
+                    break
+                wait = (
+                    REFRESH_S if timeout is None else min(REFRESH_S, timeout - (now - last_packet))
+                )
+                item = receiver.receive(max(wait, 0.0))
+                if item is not None:
+                    frame, last_packet, _ = item
+                    packets += 1
+                    stats = subjects.setdefault(frame.subject, SubjectStats(frame))
+                    stats.last, stats.packets = frame, stats.packets + 1
+                    stats.arrivals.append(last_packet)
+                    if as_json:
+                        out.write(json_line(frame) + "\n")
+                        out.flush()
+                if display:
+                    display.update(subjects, receiver.malformed, time.monotonic())
+    except KeyboardInterrupt:
+        interrupted = True
+    return ListenResult(
+        packets, receiver.malformed, subjects, time.monotonic() - start, interrupted
+    )

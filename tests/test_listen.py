@@ -1,0 +1,92 @@
+"""`nsplayer listen` end to end: a real subprocess against a LiveLinkSender in the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from livelink import FrameTime, LiveLinkReceiver, LiveLinkSender, device_id_for
+from nsplayer.monitor import SubjectStats, meter_lines, status_line
+
+CLI = [sys.executable, "-m", "nsplayer.cli", "listen"]
+
+
+def _start(*args: str) -> tuple[subprocess.Popen, int]:
+    """Start listen on a free port; return the process and the port it announced."""
+    proc = subprocess.Popen(
+        [*CLI, "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    line = proc.stderr.readline()
+    assert "listening on UDP 127.0.0.1:" in line, line
+    return proc, int(line.split("127.0.0.1:")[1].split()[0])
+
+
+def test_json_count_decodes_what_the_sender_sends() -> None:
+    proc, port = _start("--json", "--count", "5", "--timeout", "20")
+    sent = [np.linspace(0, 1, 61, dtype=np.float32) * i / 5 for i in range(5)]
+    with LiveLinkSender([f"127.0.0.1:{port}"], subject="talker") as sender:
+        for i, values in enumerate(sent):
+            sender.send(values, FrameTime(1000 + i, 0.5, 30000, 1001))
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 5
+    for i, row in enumerate(rows):
+        assert set(row) == {"subject", "device_id", "frame", "subframe", "rate", "values"}
+        assert row["subject"] == "talker" and row["device_id"] == device_id_for("talker")
+        assert (row["frame"], row["subframe"], row["rate"]) == (1000 + i, 0.5, [30000, 1001])
+        assert np.array_equal(np.array(row["values"], np.float32), sent[i])
+    assert "listen: 5 packets, 0 malformed, subjects: talker" in err
+
+
+def test_timeout_without_packets_exits_zero_with_summary() -> None:
+    proc, _ = _start("--timeout", "0.3")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "no packets yet" in out and "listen: 0 packets" in err
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a child needs POSIX signals")
+def test_ctrl_c_prints_a_summary_and_exits_zero() -> None:
+    proc, _ = _start()
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "(interrupted)" in err
+
+
+def test_port_in_use_is_one_line_and_nonzero() -> None:
+    with LiveLinkReceiver(0) as busy:
+        proc = subprocess.run(
+            [*CLI, "--port", str(busy.port)], capture_output=True, text=True, timeout=20
+        )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nsplayer: error: cannot listen on UDP")
+    assert "Traceback" not in proc.stderr
+
+
+def test_meter_shows_key_shapes_per_subject() -> None:
+    from livelink import FaceFrame
+
+    values = np.zeros(61, np.float32)
+    values[17], values[52] = 0.5, -0.05  # JawOpen, HeadYaw (-9°)
+    stats = SubjectStats(FaceFrame(values, "a", device_id_for("a"), FrameTime(5)), packets=1)
+    stats.arrivals.append(10.0)
+    lines = meter_lines({"a": stats}, now=10.5)
+    assert lines[0].startswith("a [") and "1 pkt/s" in lines[0]
+    assert any("jaw open" in line and "0.50" in line for line in lines)
+    assert any("head yaw" in line and "-9.0°" in line for line in lines)
+    assert status_line({"a": stats}, 10.5, 2) == "a: 1 pkt/s jaw 0.50 close 0.00; malformed 2"
