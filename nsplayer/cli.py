@@ -31,24 +31,45 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--port", default=11111, show_default=True, type=click.IntRange(0, 65535),
-              help="UDP port to listen on (0: any free port, printed on stderr).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind (0.0.0.0 or :: for other machines).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object per packet instead of the meter.")
+@click.option(
+    "--port",
+    default=11111,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="UDP port to listen on (0: any free port, printed on stderr).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind (0.0.0.0 or :: for other machines).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per packet instead of the meter."
+)
 @click.option("--count", type=click.IntRange(1), help="Stop after N packets.")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="S",
-              help="Stop after S seconds without a packet.")
-def listen(port: int, host: str, as_json: bool, count: int | None,
-           timeout: float | None) -> None:
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, min_open=True),
+    metavar="S",
+    help="Stop after S seconds without a packet.",
+)
+def listen(port: int, host: str, as_json: bool, count: int | None, timeout: float | None) -> None:
     """Receive Live Link Face packets: live meter of key shapes per subject, or --json lines."""
     from nsplayer.monitor import listen as run_listen
 
-    out = click.get_text_stream("stdout")
-    result = run_listen(port, host, out, as_json=as_json, count=count, timeout=timeout,
-                        tty=out.isatty(), announce=lambda line: click.echo(line, err=True))
+    result = run_listen(
+        port,
+        host,
+        sys.stdout,
+        as_json=as_json,
+        count=count,
+        timeout=timeout,
+        tty=sys.stdout.isatty(),
+        announce=lambda line: click.echo(line, err=True),
+    )
     click.echo(result.summary(), err=True)
+
 
 # --- export (embedded model) -------------------------------------------------------------------
 
