@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from livelink import write_csv
 
+from livelink import write_csv
 from nsplayer.audio.sources import AudioSource, open_source, to_mono
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model

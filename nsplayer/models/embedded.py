@@ -53,7 +53,7 @@ TIME_CONSTANTS = (
 
 def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """0 below lo, 1 above hi, linear between (hi < lo ramps downwards)."""
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return np.minimum(np.maximum((x - lo) * (1.0 / (hi - lo)), 0.0), 1.0)
 
 
 class _LevelTracker:

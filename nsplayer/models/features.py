@@ -71,50 +71,48 @@ class Analyzer:
         f = np.fft.rfftfreq(nfft, 1.0 / sr)
         ms_norm = 2.0 / (nfft * np.sum(self.window**2))  # power spectrum -> mean square
         self.freqs = f
-        self.masks = {}
-        for name, (lo, hi) in BANDS_HZ.items():
-            lo = min(lo, 0.6 * sr / 2)  # narrowband audio still gets an upper band
-            self.masks[name] = ((f >= lo) & (f < min(hi, sr / 2))).astype(np.float64) * ms_norm
         total = (f >= 60.0) & (f < min(8000.0, sr / 2))
-        self.total_mask = total.astype(np.float64) * ms_norm
-        self.centroid_w = np.where(total, f, 0.0)
+        cols = [total * ms_norm, np.where(total, f, 0.0) * ms_norm]  # level, centroid numerator
+        for lo, hi in BANDS_HZ.values():
+            lo = min(lo, 0.6 * sr / 2)  # narrowband audio still gets an upper band
+            cols.append(((f >= lo) & (f < min(hi, sr / 2))) * ms_norm)
+        self.band_matrix = np.stack(cols, axis=1).astype(np.float32)
         lpc_bins = f <= min(LPC_RATE / 2, sr / 2)
+        self.n_lpc = int(lpc_bins.sum())  # bins above are never used by LPC or pitch
         pre = 1.0 + 0.9**2 - 2 * 0.9 * np.cos(2 * np.pi * f / sr)  # pre-emphasis for LPC
         lags = np.arange(LPC_ORDER + 1)
         lag_win = np.exp(-0.5 * (2 * np.pi * 60.0 * lags / LPC_RATE) ** 2)  # 60 Hz bandwidth
         self.lpc_cos = (
             (pre[:, None] * np.cos(2 * np.pi * f[:, None] * lags[None, :] / LPC_RATE))
             * lag_win[None, :]
-            * lpc_bins[:, None]
-        )
+        )[: self.n_lpc].astype(np.float32)
         pitch_bins = (f >= 60.0) & (f <= min(2000.0, sr / 2))
         self.pitch_cos = (
             np.cos(2 * np.pi * f[:, None] * PITCH_LAGS_S[None, :]) * pitch_bins[:, None]
-        )
-        self.pitch_r0 = pitch_bins.astype(np.float64)
+        )[: self.n_lpc].astype(np.float32)
+        self.pitch_r0 = pitch_bins[: self.n_lpc].astype(np.float32)
         # Normalize the autocorrelation by the window's own, so voicing does not fall with lag.
         w = self.window
         wac = np.array(
             [np.dot(w[: len(w) - k], w[k:]) for k in np.round(PITCH_LAGS_S * sr).astype(int)]
         )
         self.pitch_wnorm = np.maximum(wac / np.dot(w, w), 0.05)
-        self.env_basis = np.exp(-2j * np.pi * GRID_HZ[None, :] * lags[:, None] / LPC_RATE)
+        phase = 2 * np.pi * GRID_HZ[None, :] * lags[:, None] / LPC_RATE
+        self.env_cos, self.env_sin = np.cos(phase), np.sin(phase)
 
     def push(self, pcm: np.ndarray) -> Features:
         """Append samples; return the features of every frame that became complete."""
         self._buf = np.concatenate([self._buf, np.asarray(pcm, np.float64)])
         end = self._buf_start + len(self._buf)  # absolute index one past the last sample
-        centres = []
-        j = self.frames_done
-        while True:
-            c = round(j * self.hop_s * self.sample_rate)
-            if c - self.half + self.n_win > end:
-                break
-            centres.append(c)
-            j += 1
-        if not centres:
+        j0 = self.frames_done
+        step = self.hop_s * self.sample_rate
+        j = j0 + max(0, int((end - self.n_win + self.half) / step) + 2 - j0)
+        centres = np.round(np.arange(j0, j) * step).astype(np.int64)
+        centres = centres[centres - self.half + self.n_win <= end]
+        if len(centres) == 0:
             return _empty()
-        starts = np.asarray(centres) - self.half - self._buf_start
+        j = j0 + len(centres)
+        starts = centres - self.half - self._buf_start
         idx = starts[:, None] + np.arange(self.n_win)[None, :]
         frames = self._buf[idx]
         self.frames_done = j
@@ -126,38 +124,29 @@ class Analyzer:
 
     def _analyse(self, frames: np.ndarray) -> Features:
         frames = frames - frames.mean(axis=1, keepdims=True)  # DC offset
-        spec = np.fft.rfft(frames * self.window, self.nfft, axis=1)
-        p = spec.real**2 + spec.imag**2
-        level = p @ self.total_mask
-        bands = {name: p @ m for name, m in self.masks.items()}
-        centroid = (p @ self.centroid_w) / (level / self.total_mask.max() + EPS)
-        voicing, pitch = self._pitch(p)
-        f1, f2 = self._formants(p)
-        db = lambda x: 10.0 * np.log10(x + EPS)  # noqa: E731
-        return Features(
-            db(level),
-            db(bands["low"]),
-            db(bands["high"]),
-            db(bands["air"]),
-            voicing,
-            pitch,
-            f1,
-            f2,
-            np.minimum(centroid, 8000.0),
-        )
+        spec = np.fft.rfft((frames * self.window).astype(np.float32), self.nfft, axis=1)
+        p = (spec.real**2 + spec.imag**2).astype(np.float32)
+        bands = (p @ self.band_matrix).astype(np.float64)
+        db = 10.0 * np.log10(bands + EPS)
+        centroid = np.minimum(bands[:, 1] / (bands[:, 0] + EPS), 8000.0)
+        low = p[:, : self.n_lpc]
+        voicing, pitch = self._pitch(low)
+        f1, f2 = self._formants(low)
+        return Features(db[:, 0], db[:, 2], db[:, 3], db[:, 4], voicing, pitch, f1, f2, centroid)
 
     def _pitch(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = (p @ self.pitch_cos) / (p @ self.pitch_r0 + EPS)[:, None] / self.pitch_wnorm
+        r = (p @ self.pitch_cos) / ((p @ self.pitch_r0)[:, None] + EPS) / self.pitch_wnorm
         best = np.argmax(r, axis=1)
         voicing = np.clip(r[np.arange(len(r)), best], 0.0, 1.0)
         pitch = np.where(voicing > 0.4, 1.0 / PITCH_LAGS_S[best], 0.0)
         return voicing, pitch
 
     def _formants(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = p @ self.lpc_cos
+        r = (p @ self.lpc_cos).astype(np.float64)
         r[:, 0] = r[:, 0] * 1.0001 + EPS  # white-noise floor keeps Levinson stable
         a = levinson(r, LPC_ORDER)
-        env = -np.log(np.abs(a @ self.env_basis) ** 2 + EPS)  # log LPC envelope on GRID_HZ
+        # Peaks of the LPC envelope 1/|A|^2 are the minima of |A|^2: no log needed.
+        env = -((a @ self.env_cos) ** 2 + (a @ self.env_sin) ** 2)
         return pick_formants(env)
 
 
