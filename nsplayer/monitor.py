@@ -133,7 +133,8 @@ class _Display:
         if not self.tty:
             self.out.write(status_line(subjects, now, malformed) + "\n")
         else:
-            lines = [f"malformed: {malformed}", *meter_lines(subjects, now)]
+            total = sum(s.packets for s in subjects.values())
+            lines = [f"{total} packets, {malformed} malformed", *meter_lines(subjects, now)]
             up = f"\x1b[{self.drawn}F" if self.drawn else ""
             self.out.write(up + "\x1b[J" + "\n".join(lines) + "\n")
             self.drawn = len(lines)
