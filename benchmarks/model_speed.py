@@ -1,0 +1,82 @@
+"""Embedded model speed: real-time factor on one core, and causal algorithmic latency.
+
+Real-time factor: 60 s of espeak-ng speech (benchmarks/lipsync.py's cached sentences,
+repeated) streamed through the model in 1 s blocks, as ``nsplayer export`` does, best of
+three runs of process CPU time; numpy's BLAS is held to one thread. Algorithmic latency:
+the audio a frame needs past its own time before the model can return it
+(``lookahead_s``: half the analysis window plus the look-ahead hops), checked by feeding
+one sample at a time and noting when each frame appears.
+
+Run: ``python benchmarks/model_speed.py`` (``--quick``: 10 s of speech, one run).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lipsync  # noqa: E402
+
+from nsplayer.models.embedded import EmbeddedModel  # noqa: E402
+
+
+def speech(seconds: float) -> tuple[np.ndarray, int]:
+    parts, sr, idx = [], 0, 0
+    while sum(map(len, parts)) < seconds * (sr or 1) or not parts:
+        audio, sr, _ = lipsync.utterance(idx % len(lipsync.SENTENCES))
+        parts.append(audio)
+        idx += 1
+    return np.concatenate(parts)[: round(seconds * sr)], sr
+
+
+def cpu_seconds(audio: np.ndarray, sr: int, causal: bool) -> float:
+    start = time.process_time()
+    model = EmbeddedModel(sr, 60, causal=causal)
+    for i in range(0, len(audio), sr):
+        model.feed(audio[i : i + sr])
+    model.flush()
+    return time.process_time() - start
+
+
+def measured_latency_ms(sr: int) -> float:
+    """Largest gap between a frame's time and the audio fed when it came out."""
+    model = EmbeddedModel(sr, 60, causal=True)
+    audio, _ = speech(1.0)
+    worst, emitted, step = 0.0, 0, max(1, sr // 1000)
+    for i in range(0, len(audio), step):
+        new = len(model.feed(audio[i : i + step]))
+        emitted += new
+        if new:  # the newest frame just became available
+            worst = max(worst, (i + step) / sr - (emitted - 1) / 60)
+    return worst * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    seconds, runs = (10.0, 1) if args.quick else (60.0, 3)
+    audio, sr = speech(seconds)
+    print(f"Embedded model speed, {seconds:.0f} s of speech at {sr} Hz, 60 fps, one core\n")
+    print("| mode | CPU time | real-time factor | algorithmic latency |")
+    print("|---|---:|---:|---:|")
+    for causal in (True, False):
+        cpu = min(cpu_seconds(audio, sr, causal) for _ in range(runs))
+        look = EmbeddedModel(sr, 60, causal=causal).lookahead_s * 1000
+        name = "causal (live)" if causal else "offline (export)"
+        print(f"| {name} | {cpu:.3f} s | {seconds / cpu:.0f}× | {look:.1f} ms |")
+    print(f"\nCausal latency measured sample by sample: {measured_latency_ms(sr):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
