@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livelink.codec import PacketError, all_finite, decode, packet_header
+from livelink.codec import PacketError, check_values, decode, packet_header
 from livelink.frame import FaceFrame
 from livelink.frametime import FrameTime
 from livelink.names import N_VALUES
@@ -127,9 +127,9 @@ class LiveLinkSender:
     def send(self, values: np.ndarray, time: FrameTime, subject: str | None = None) -> None:
         """Send one frame (61 finite values, protocol order) to every target."""
         entry = self._subject(subject or self.subject)
-        entry.values[:] = values  # ValueError for a wrong count
-        if not all_finite(entry.values):
-            raise ValueError("values contain NaN or infinity; sanitize before sending")
+        values = np.asarray(values, dtype=np.float32)
+        check_values(values)
+        entry.values[:] = values
         _TAIL.pack_into(
             entry.buffer, entry.tail_offset, time.frame, time.subframe, time.rate_num,
             time.rate_den, N_VALUES,
