@@ -150,6 +150,7 @@ class EmbeddedModel:
         self._samples = 0
         self._emitted = 0
         self._closed = False
+        self._last = 0.0
 
     # --- streaming API ------------------------------------------------------------------------
 
@@ -158,13 +159,16 @@ class EmbeddedModel:
         x = np.asarray(pcm, dtype=np.float32).reshape(-1)
         self._samples += len(x)
         x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+        if len(x):
+            self._last = float(x[-1])
         return self._process(self._an.push(x), limit=None)
 
     def flush(self) -> np.ndarray:
         """End of input: pad with silence to finish the look-ahead; total = ceil(dur * fps)."""
         total = math.ceil(self._samples * self.fps / self.sample_rate - 1e-9)
         pad_s = WINDOW_S + (self._ahead + 2) * self.hop_s
-        tail = np.zeros(round(pad_s * self.sample_rate) + 1, np.float32)
+        # Hold the last sample: a step to zero would be a click after DC-offset audio.
+        tail = np.full(round(pad_s * self.sample_rate) + 1, self._last, np.float32)
         return self._process(self._an.push(tail), limit=total)
 
     def close(self) -> None:
@@ -234,7 +238,7 @@ class EmbeddedModel:
         g, v = cur["gate"], _ramp(cur["voicing"], 0.45, 0.75)
         loud = _ramp(cur["rel"], -30.0, -10.0)
         f1 = cur["f1"]
-        frication = _ramp(cur["high"], -20.0, -8.0) * (1.0 - v)
+        frication = _ramp(cur["high"] - cur["low"], -3.0, 6.0) * (1.0 - v)  # hiss, no voice bar
         sibilant = g * _ramp(cur["air"], -14.0, -6.0) * _ramp(cur["centroid"], 3000.0, 4500.0)
         sh = g * frication * _ramp(cur["centroid"], 5000.0, 4200.0) * _ramp(cur["rel"], -22, -12)
         labio = g * _ramp(-drop, 9.0, 14.0) * _ramp(cur["air"], -36.0, -28.0) * (1.0 - sibilant)
