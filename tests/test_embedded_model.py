@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from livelink import names as N
 
+from livelink import names as N
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
 from nsplayer.models.embedded import EmbeddedModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import espeak_events  # noqa: E402
+import espeak_events
 
 needs_espeak = pytest.mark.skipif(not espeak_events.available(), reason="no libespeak-ng")
 MOUTH = slice(N.JAW_OPEN, N.MOUTH_UPPER_UP_RIGHT + 1)
@@ -40,7 +41,7 @@ def at(rows: np.ndarray, t: float) -> np.ndarray:
 
 def mid_times(u: espeak_events.Utterance, name: str) -> list[float]:
     ph = u.phonemes
-    return [(p.start + q.start) / 2 for p, q in zip(ph, ph[1:], strict=False) if p.name == name]
+    return [(p.start + q.start) / 2 for p, q in itertools.pairwise(ph) if p.name == name]
 
 
 @pytest.fixture(scope="module")
