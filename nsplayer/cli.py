@@ -373,7 +373,7 @@ def serve(
 @common_options
 @click.option("--input-device", metavar="NAME|INDEX", help="Microphone (see `nsplayer devices`).")
 @click.option("--rate", type=click.IntRange(8000, 192000), help="Input rate. [default: device's]")
-@click.option("--block", "block_ms", type=click.FloatRange(1, 100), default=10.0, metavar="MS",
+@click.option("--block", "block_ms", type=click.FloatRange(1, 100), default=5.0, metavar="MS",
               show_default=True, help="Input block size.")
 @click.option("--monitor", is_flag=True, help="Play the input on --device as well.")
 @click.option("--hop", "hop_ms", type=click.FloatRange(10), default=100.0, metavar="MS",

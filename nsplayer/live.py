@@ -47,7 +47,7 @@ class LiveSettings:
     """What only `live` has; the shared options travel in ``nsplayer.config.Options``."""
 
     rate: int | None = None  # None: the input device's default rate
-    block_ms: float = 10.0
+    block_ms: float = 5.0
     monitor: bool = False
     hop_ms: float = 100.0  # neurosync: how often the newest window is re-sent
     duration: float | None = None  # stop after this many seconds of input
@@ -171,6 +171,7 @@ class FrameProducer(Protocol):
     """Audio in, (frame index, row) out; frame i is audio time i / fps."""
 
     lookahead_s: float
+    spacing: float  # least time between two sends: spreads bursts of frames
 
     def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]: ...
 
@@ -184,6 +185,7 @@ class StreamingFrames:
         self._model = model
         self._next = 0
         self.lookahead_s = float(model.lookahead_s)
+        self.spacing = 0.0  # frames follow the blocks: send each one at once
 
     def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]:
         rows = self._model.feed(pcm)
@@ -217,6 +219,7 @@ class SlidingWindows:
         self._pending: concurrent.futures.Future | None = None
         self._pending_start = 0
         self.lookahead_s = hop_s  # plus the request time, which is measured, not known
+        self.spacing = 0.9 / fps  # a window's frames go out at about the frame rate
         self.error: Exception | None = None
 
     def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -411,8 +414,8 @@ class LiveSession:
         audio_t = index / self.fps
         speech = self.gate is None or self.gate.active_at(audio_t + self.producer.lookahead_s)
         values = self.animator.step(row if speech else None)
-        wait = self._last_send + 0.5 / self.fps - time.monotonic()
-        if wait > 0:  # a burst (late block, NeuroSync window) goes out at most 2x the frame rate
+        wait = self._last_send + self.producer.spacing - time.monotonic()
+        if wait > 0:
             time.sleep(wait)
         capture = self.clock.capture_time(audio_t * self.mic.rate)
         self.sender.send(values, self.timecode.at(index, capture))

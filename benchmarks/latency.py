@@ -1,0 +1,360 @@
+"""End-to-end latency: audio in -> Live Link packet out, for `live` and for `play -`.
+
+live: a private PulseAudio null sink is loaded; this script plays vowel bursts with a
+sharp onset into it while `nsplayer live` records its monitor (PULSE_SOURCE) and sends
+to a LiveLinkReceiver here. For each burst:
+
+* onset DAC time: from the output callback (``outputBufferDacTime`` of the buffer holding
+  the onset sample, converted to ``time.monotonic()``);
+* PulseAudio path: the same onset found in a second recording of the monitor, by its ADC
+  time, minus the DAC time — PulseAudio's own buffering, which a real microphone does
+  not have, so it is reported but not counted;
+* the first received packet whose JawOpen rises above a threshold after the onset.
+
+live latency = packet arrival - onset ADC time, split with `live --stats` (per-frame
+capture, block arrival, model ready and send times) into input buffering (device +
+block), model (look-ahead, onset-to-frame rounding, the frames the jaw needs to move,
+compute) and send (animator, pacing, UDP).
+
+play -: `nsplayer play - --no-audio` is started and left to import and wait on stdin;
+then a WAV stream whose first sample is a vowel onset is written to it. Latency = first
+packet with JawOpen above the threshold - first byte written.
+
+Targets: live p95 <= 60 ms; stdin first speech frame <= 150 ms. Prints a markdown table.
+Run on a quiet machine for the README figures (`--quick` only checks that it works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from livelink import LiveLinkReceiver
+from livelink.names import JAW_OPEN
+
+RATE = 48000
+BURST_S, GAP_S = 0.35, 0.9
+LEAD_S = 2.0  # a new PulseAudio stream's first second comes in bursts: skip it
+JAW_THRESHOLD = 0.08
+ONSET_LEVEL = 0.05  # onset in a recording: first sample above this after the gap
+
+
+def vowel(seconds: float, rate: int, f0: float = 120.0) -> np.ndarray:
+    """An /a/-like vowel with a 2 ms attack: harmonics shaped by formants 700/1200/2500 Hz."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = np.zeros_like(t)
+    for k in range(1, int(4000 / f0)):
+        f = k * f0
+        x += (
+            np.exp(-(((f - 700) / 200) ** 2))
+            + 0.6 * np.exp(-(((f - 1200) / 250) ** 2))
+            + 0.2 * np.exp(-(((f - 2500) / 300) ** 2))
+            + 0.05
+        ) * np.sin(2 * np.pi * f * t)
+    ramp = np.minimum(1.0, np.arange(len(t)) / (0.002 * rate))
+    fade = np.minimum(1.0, (len(t) - np.arange(len(t))) / (0.01 * rate))
+    return (0.5 * x / np.abs(x).max() * ramp * fade).astype(np.float32)
+
+
+def burst_train(bursts: int, rate: int) -> tuple[np.ndarray, list[int]]:
+    """Silence, then bursts separated by gaps; returns the signal and the onset samples."""
+    gap = np.zeros(int(GAP_S * rate), np.float32)
+    lead = np.zeros(int(LEAD_S * rate), np.float32)
+    burst = vowel(BURST_S, rate)
+    parts, onsets, pos = [lead], [], len(lead)
+    for _ in range(bursts):
+        onsets.append(pos)
+        parts += [burst, gap]
+        pos += len(burst) + len(gap)
+    return np.concatenate(parts), onsets
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+# -- PulseAudio ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def private_null_sink(name: str) -> Iterator[str]:
+    """Load a null sink only this run uses, so other audio on the machine does not leak in."""
+    out = subprocess.run(
+        ["pactl", "load-module", "module-null-sink", f"sink_name={name}", f"rate={RATE}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["pactl", "unload-module", out.stdout.strip()], check=False)
+
+
+class Receiver(threading.Thread):
+    """Collects (arrival, JawOpen) for every packet on a free loopback port."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.rx = LiveLinkReceiver(port=0, timeout=0.2)
+        self.packets: list[tuple[float, float]] = []
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            with contextlib.suppress(TimeoutError):
+                for frame, arrival, _addr in self.rx:
+                    self.packets.append((arrival, float(frame.values[JAW_OPEN])))
+                    if not self.running:
+                        break
+
+    def stop(self) -> list[tuple[float, float]]:
+        self.running = False
+        self.join(2.0)
+        self.rx.close()
+        return self.packets
+
+
+class Player:
+    """Plays a signal into the private sink and records the DAC time of chosen samples."""
+
+    def __init__(self, signal: np.ndarray, marks: list[int]) -> None:
+        import sounddevice as sd
+
+        self.signal, self.marks, self.pos = signal, marks, 0
+        self.dac: dict[int, float] = {}
+        self.done = threading.Event()
+        self.stream = sd.OutputStream(
+            device="pulse",
+            samplerate=RATE,
+            channels=1,
+            dtype="float32",
+            latency="low",
+            callback=self._callback,
+        )
+
+    def _callback(self, outdata: np.ndarray, frames: int, timing, status) -> None:
+        now = time.monotonic()
+        start = now + (timing.outputBufferDacTime - timing.currentTime)
+        chunk = self.signal[self.pos : self.pos + frames]
+        outdata[: len(chunk), 0] = chunk
+        outdata[len(chunk) :] = 0.0
+        for mark in self.marks:
+            if self.pos <= mark < self.pos + frames:
+                self.dac[mark] = start + (mark - self.pos) / RATE
+        self.pos += frames
+        if self.pos >= len(self.signal):
+            self.done.set()
+
+
+class Recorder:
+    """A second recording of the monitor: when did each onset arrive there (ADC time)?"""
+
+    def __init__(self) -> None:
+        import sounddevice as sd
+
+        self.blocks: list[tuple[float, np.ndarray]] = []
+        self.stream = sd.InputStream(
+            device="pulse",
+            samplerate=RATE,
+            channels=1,
+            dtype="float32",
+            blocksize=int(RATE * 0.005),
+            latency="low",
+            callback=self._callback,
+        )
+
+    def _callback(self, indata: np.ndarray, frames: int, timing, status) -> None:
+        now = time.monotonic()
+        self.blocks.append(
+            (now - (timing.currentTime - timing.inputBufferAdcTime), indata[:, 0].copy())
+        )
+
+    def onsets(self) -> list[float]:
+        """ADC times of every rise above ONSET_LEVEL after at least half a gap of quiet."""
+        times, quiet_until = [], -1.0
+        for adc, pcm in self.blocks:
+            loud = np.flatnonzero(np.abs(pcm) > ONSET_LEVEL)
+            if len(loud) and adc + loud[0] / RATE > quiet_until:
+                times.append(adc + loud[0] / RATE)
+            if len(loud):
+                quiet_until = adc + loud[-1] / RATE + GAP_S / 2
+        return times
+
+
+# -- live ------------------------------------------------------------------------------------
+
+
+def measure_live(bursts: int, extra: list[str]) -> dict[str, list[float]]:
+    name = f"nsplayer_latency_{os.getpid()}"
+    signal, onsets = burst_train(bursts, RATE)
+    with private_null_sink(name), tempfile.TemporaryDirectory() as tmp:
+        os.environ["PULSE_SINK"] = name
+        os.environ["PULSE_SOURCE"] = f"{name}.monitor"
+        stats_path = Path(tmp) / "stats.json"
+        receiver = Receiver()
+        receiver.start()
+        duration = len(signal) / RATE + 2.0
+        live = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nsplayer.cli",
+                "live",
+                "--input-device",
+                "pulse",
+                "--target",
+                f"127.0.0.1:{receiver.rx.port}",
+                "--stats",
+                str(stats_path),
+                "--duration",
+                f"{duration:.1f}",
+                *extra,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        banner = live.stderr.readline()
+        recorder, player = Recorder(), Player(signal, onsets)
+        with recorder.stream, player.stream:
+            player.done.wait(len(signal) / RATE + 5.0)
+            time.sleep(0.5)
+        live.wait(timeout=duration + 10)
+        packets = receiver.stop()
+        if live.returncode != 0:
+            raise SystemExit(f"live failed ({live.returncode}): {banner}{live.stderr.read()}")
+        stats = json.loads(stats_path.read_text())
+    print(f"<!-- {banner.strip()} -->")
+    dacs = [player.dac[o] for o in onsets if o in player.dac]
+    return split_live(dacs, recorder.onsets(), packets, stats)
+
+
+def split_live(dacs, adcs, packets, stats) -> dict[str, list[float]]:
+    frames = stats["frames"]
+    sent = np.array(frames["sent"])
+    rows: dict[str, list[float]] = {k: [] for k in ("pulse", "total", "input", "model", "send")}
+    lookahead = stats["lookahead_s"]
+    for dac in dacs:
+        adc = min((a for a in adcs if a >= dac - 0.05), default=None, key=lambda a: abs(a - dac))
+        hit = next(((t, j) for t, j in packets if t > dac and j > JAW_THRESHOLD), None)
+        if adc is None or hit is None or hit[0] - dac > GAP_S:
+            continue
+        arrival = hit[0]
+        k = int(np.searchsorted(sent, arrival, side="right") - 1)  # the frame that packet was
+        audio_needed = frames["capture"][k] + lookahead
+        rows["pulse"].append(adc - dac)
+        rows["total"].append(arrival - adc)
+        rows["input"].append(frames["arrival"][k] - audio_needed)
+        rows["model"].append(audio_needed - adc + frames["ready"][k] - frames["arrival"][k])
+        rows["send"].append(arrival - frames["ready"][k])
+        if os.environ.get("LATENCY_DEBUG"):
+            print(f"<!-- {' '.join(f'{n}={1000 * v[-1]:.1f}' for n, v in rows.items())} -->")
+    return rows
+
+
+# -- play - ----------------------------------------------------------------------------------
+
+
+def measure_stdin(runs: int) -> list[float]:
+    """First stdin byte -> first packet with the jaw open, for `play - --no-audio`."""
+    wav = io.BytesIO()
+    sf.write(
+        wav,
+        np.concatenate([vowel(1.0, 22050), np.zeros(11025, np.float32)]),
+        22050,
+        format="WAV",
+        subtype="PCM_16",
+    )
+    data = wav.getvalue()
+    results = []
+    for _ in range(runs):
+        receiver = Receiver()
+        receiver.start()
+        play = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nsplayer.cli",
+                "play",
+                "-",
+                "--no-audio",
+                "--target",
+                f"127.0.0.1:{receiver.rx.port}",
+            ],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(3.0)  # imports done, blocked on stdin
+        first_byte = time.monotonic()
+        play.stdin.write(data)
+        play.stdin.close()
+        play.wait(timeout=30)
+        packets = receiver.stop()
+        hit = next((t for t, j in packets if t > first_byte and j > JAW_THRESHOLD), None)
+        if hit is not None:
+            results.append(hit - first_byte)
+    return results
+
+
+def table(live: dict[str, list[float]] | None, stdin: list[float] | None) -> str:
+    ms = lambda v, q: f"{1000 * percentile(v, q):.1f}"  # noqa: E731
+    lines = [
+        "| path | n | p50 ms | p95 ms | target |",
+        "|---|---|---|---|---|",
+    ]
+    if live is not None:
+        names = {
+            "total": ("live: audio in -> packet out", "p95 <= 60"),
+            "input": ("  input buffering (device + block)", ""),
+            "model": ("  model (look-ahead, response, compute)", ""),
+            "send": ("  send (animator, pacing, UDP)", ""),
+            "pulse": ("  PulseAudio null-sink path (not counted)", ""),
+        }
+        for key, (label, target) in names.items():
+            v = live[key]
+            lines.append(f"| {label} | {len(v)} | {ms(v, 50)} | {ms(v, 95)} | {target} |")
+    if stdin is not None:
+        lines.append(
+            f"| play - (--no-audio): first stdin byte -> first speech frame | {len(stdin)} "
+            f"| {ms(stdin, 50)} | {ms(stdin, 95)} | <= 150 |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few bursts, one stdin run")
+    parser.add_argument("--skip-live", action="store_true")
+    parser.add_argument("--skip-stdin", action="store_true")
+    parser.add_argument("--live-args", default="", help="extra `nsplayer live` options, quoted")
+    args = parser.parse_args()
+    live = stdin = None
+    if not args.skip_live:
+        if (
+            shutil.which("pactl") is None
+            or subprocess.run(["pactl", "info"], capture_output=True).returncode
+        ):
+            print("<!-- live skipped: no PulseAudio server (pactl info failed) -->")
+        else:
+            live = measure_live(6 if args.quick else 40, args.live_args.split())
+    if not args.skip_stdin:
+        stdin = measure_stdin(1 if args.quick else 10)
+    print(table(live, stdin))
+
+
+if __name__ == "__main__":
+    main()
