@@ -58,16 +58,8 @@ def _number(text: str, where: str, column: str) -> float:
         raise ValueError(f"{where}, column {column!r}: not a number: {text!r}") from None
 
 
-def read_csv(path: str | Path, timecode_rate: int | None = None) -> CsvTake:
-    """Read a Live Link Face CSV. Columns are matched by name, case-insensitively; columns
-    other than Timecode, BlendshapeCount and the 61 names are returned in ``extra``.
-    ValueError naming file, line and column for missing columns or bad values."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        raise ValueError(f"{path}: empty file, expected a Live Link Face CSV header")
-    header = [name.strip() for name in rows[0]]
+def _columns(path: Path, header: list[str]) -> tuple[list[int], list[int], int | None]:
+    """Positions of the 61 names (protocol order), of the extra columns, and of Timecode."""
     lower = [name.lower() for name in header]
     duplicates = sorted({name for name in header if lower.count(name.lower()) > 1})
     if duplicates:
@@ -76,33 +68,58 @@ def read_csv(path: str | Path, timecode_rate: int | None = None) -> CsvTake:
     if missing:
         raise ValueError(f"{path}, line 1: missing columns: {', '.join(missing)}")
     index = [lower.index(name.lower()) for name in BLENDSHAPE_NAMES]
-    extra_cols = [i for i, name in enumerate(lower) if name not in _KNOWN]
-    code_col = lower.index("timecode") if "timecode" in lower else None
+    extra = [i for i, name in enumerate(lower) if name not in _KNOWN]
+    return index, extra, lower.index("timecode") if "timecode" in lower else None
 
-    body = [(n, row) for n, row in enumerate(rows[1:], start=2) if any(c.strip() for c in row)]
-    values = np.empty((len(body), N_VALUES), np.float32)
-    extra_text: dict[int, list[str]] = {i: [] for i in extra_cols}
-    codes = []
-    for r, (line, row) in enumerate(body):
-        where = f"{path}, line {line}"
+
+def _values(path: Path, header: list[str], body: list[tuple[int, list[str]]], index: list[int]):
+    """(n, 61) float32; on a bad cell, parse cell by cell to name its line and column."""
+    for line, row in body:
         if len(row) != len(header):
-            raise ValueError(f"{where}: {len(row)} fields, the header has {len(header)}")
-        values[r] = [_number(row[i], where, header[i]) for i in index]
-        for i in extra_cols:
-            extra_text[i].append(row[i].strip())
-        if code_col is not None:
-            codes.append((where, row[code_col]))
+            raise ValueError(
+                f"{path}, line {line}: {len(row)} fields, the header has {len(header)}"
+            )
+    cells = [[row[i] for i in index] for _, row in body]
+    try:
+        return np.array(cells, dtype=np.str_).astype(np.float32).reshape(len(body), N_VALUES)
+    except ValueError:
+        for line, row in body:
+            for i in index:
+                _number(row[i], f"{path}, line {line}", header[i])
+        raise
 
-    rate = timecode_rate or _timecode_rate([c for _, c in codes])
+
+def _times(path: Path, body: list[tuple[int, list[str]]], col: int | None, rate: int | None):
+    """FrameTime per row from the Timecode column (row index at ``rate`` if there is none)."""
+    if col is None:
+        return [FrameTime(i, 0.0, rate or 60) for i in range(len(body))]
+    rate = rate or _timecode_rate([row[col] for _, row in body])
     times = []
-    for where, code in codes:
+    for line, row in body:
         try:
-            times.append(FrameTime.from_timecode(code, rate))
+            times.append(FrameTime.from_timecode(row[col], rate))
         except ValueError as exc:
-            raise ValueError(f"{where}, column 'Timecode': {exc}") from None
-    if code_col is None:
-        times = [FrameTime(i, 0.0, rate) for i in range(len(body))]
-    take = CsvTake(times, values, {header[i]: _column(extra_text[i]) for i in extra_cols}, rate)
+            raise ValueError(f"{path}, line {line}, column 'Timecode': {exc}") from None
+    return times
+
+
+def read_csv(path: str | Path, timecode_rate: int | None = None) -> CsvTake:
+    """Read a Live Link Face CSV. Columns are matched by name, case-insensitively; columns
+    other than Timecode, BlendshapeCount and the 61 names are returned in ``extra``.
+    ``timecode_rate`` overrides the rate guessed from the timecodes (60 for short takes).
+    ValueError naming file, line and column for missing columns or bad values."""
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        raise ValueError(f"{path}: empty file, expected a Live Link Face CSV header")
+    header = [name.strip() for name in rows[0]]
+    index, extra_cols, code_col = _columns(path, header)
+    body = [(n, row) for n, row in enumerate(rows[1:], start=2) if any(c.strip() for c in row)]
+    values = _values(path, header, body, index)
+    times = _times(path, body, code_col, timecode_rate)
+    extra = {header[i]: _column([row[i].strip() for _, row in body]) for i in extra_cols}
+    take = CsvTake(times, values, extra, times[0].rate if times else float(timecode_rate or 60))
     steps = np.diff(take.seconds)
     if len(steps) and np.median(steps) > 0:
         take.rate = float(1.0 / np.median(steps))
