@@ -8,7 +8,10 @@ import io
 import json
 import logging
 import math
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -366,3 +369,85 @@ def test_key_is_not_sent_over_plain_http_to_other_hosts() -> None:
     NeuroSyncModel(RATE, 60, settings(url, api_key=KEY, allow_insecure=True)).close()
     NeuroSyncModel(RATE, 60, settings("https://203.0.113.7/x", api_key=KEY)).close()
     NeuroSyncModel(RATE, 60, settings(url)).close()  # no key, nothing to protect
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def play_cli(tmp_path, url: str, *args: str, seconds: float = 1.0, env: dict | None = None):
+    """`nsplayer play` with --model neurosync on the null sink; returns the finished process."""
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, speechlike(seconds), RATE, subtype="PCM_16")
+    command = [
+        sys.executable,
+        "-m",
+        "nsplayer.cli",
+        "play",
+        str(wav),
+        "--no-audio",
+        "--model",
+        "neurosync",
+        "--url",
+        url,
+        "--target",
+        "127.0.0.1:9",
+        "-v",
+        *args,
+    ]
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env=environ, cwd=tmp_path
+    )
+
+
+def assert_no_key(proc: subprocess.CompletedProcess) -> None:
+    assert KEY not in proc.stdout and KEY not in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_sends_the_key_and_never_shows_it(faulty, tmp_path) -> None:
+    srv = faulty(good)
+    proc = play_cli(tmp_path, srv.url, "--api-key", KEY)
+    assert proc.returncode == 0, proc.stderr
+    assert_no_key(proc)
+    assert srv.headers and all(h["API-Key"] == KEY for h in srv.headers)
+
+
+def test_cli_key_from_environment_and_server_errors(faulty, tmp_path) -> None:
+    srv = faulty(lambda h, n, body: answer(h, 401, json.dumps({"error": KEY}).encode()))
+    proc = play_cli(tmp_path, srv.url, env={"NSPLAYER_API_KEY": KEY})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("nsplayer: error: model server at")
+    assert_no_key(proc)
+    assert srv.headers[0]["API-Key"] == KEY
+
+
+def test_cli_refuses_key_over_plain_http(tmp_path) -> None:
+    proc = play_cli(tmp_path, "http://203.0.113.7:5000/audio_to_blendshapes", "--api-key", KEY)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("nsplayer: error: refusing to send the API key")
+    assert_no_key(proc)
+
+
+def test_cli_unreachable_server_is_one_line(tmp_path) -> None:
+    url = f"http://127.0.0.1:{free_port()}{API_PATH}"
+    proc = play_cli(tmp_path, url, "--api-key", KEY)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"nsplayer: error: model server not reachable at {url} — is the NeuroSync Local API "
+        f"running? or use --model embedded"
+    )
+    assert_no_key(proc)
+
+
+@pytest.mark.parametrize(("policy", "code"), [("embedded", 0), ("stop", 1)])
+def test_cli_server_killed_mid_play(faulty, tmp_path, policy: str, code: int) -> None:
+    srv = killed_after_first(faulty)
+    (tmp_path / "nsplayer.yaml").write_text("neurosync:\n  segment_s: 2\n  overlap_s: 0.5\n")
+    proc = play_cli(tmp_path, srv.url, "--on-model-error", policy, "--api-key", KEY, seconds=3.0)
+    assert proc.returncode == code, proc.stderr
+    assert_no_key(proc)
+    if policy == "stop":
+        assert proc.stderr.strip().splitlines()[-1].startswith("nsplayer: error: ")
+    else:
+        assert "continuing with the embedded model" in proc.stderr

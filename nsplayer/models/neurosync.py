@@ -215,8 +215,8 @@ class _HttpClient:
         if garbage.any() and not self._warned.is_set():
             self._warned.set()
             log.warning(
-                "model server at %s returned %d NaN, infinite or far out-of-range "
-                "values; replaced them (warning once)",
+                "nsplayer: warning: model server at %s returned %d NaN, infinite or far "
+                "out-of-range values; replaced them (warning once)",
                 self.url,
                 int(garbage.sum()),
             )
@@ -459,14 +459,14 @@ class NeuroSyncModel(FaceModel):
         if policy == "embedded":
             from nsplayer.models import create_model
 
-            log.warning("%s; continuing with the embedded model", exc)
+            log.warning("nsplayer: warning: %s; continuing with the embedded model", exc)
             self._fallback = create_model("embedded", self.sample_rate, SERVER_FPS, causal=False)
             start = self._sample(self._emitted)
             out.append(
                 self._from_fallback(self._fallback.feed(self._audio(start, self._n_samples)))
             )
         else:
-            log.warning("%s; showing the idle face from here", exc)
+            log.warning("nsplayer: warning: %s; showing the idle face from here", exc)
             self._idle = True
             self.idle_from_frame = math.ceil(self._emitted * self.fps / SERVER_FPS)
             out.append(self._idle_rows(math.floor(self._frames_known())))
