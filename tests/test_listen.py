@@ -90,3 +90,22 @@ def test_meter_shows_key_shapes_per_subject() -> None:
     assert any("jaw open" in line and "0.50" in line for line in lines)
     assert any("head yaw" in line and "-9.0°" in line for line in lines)
     assert status_line({"a": stats}, 10.5, 2) == "a: 1 pkt/s jaw 0.50 close 0.00; malformed 2"
+
+
+def test_terminal_meter_redraws_in_place() -> None:
+    import io
+
+    from livelink import FaceFrame
+    from nsplayer.monitor import _Display
+
+    out = io.StringIO()
+    display = _Display(out, tty=True)
+    stats = SubjectStats(FaceFrame(np.zeros(61), "a", "id", FrameTime(1)), packets=3)
+    display.update({"a": stats}, 0, now=1.0)
+    display.update({"a": stats}, 1, now=1.05)  # too soon: no redraw
+    display.update({"a": stats}, 1, now=1.2)
+    first, second = out.getvalue().split("\x1b[J")[1:]
+    assert first.startswith("3 packets, 0 malformed") and second.startswith(
+        "3 packets, 1 malformed"
+    )
+    assert out.getvalue().count(f"\x1b[{first.count(chr(10))}F") == 1  # up over 12 lines
