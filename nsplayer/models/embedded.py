@@ -241,9 +241,11 @@ class EmbeddedModel:
         frication = _ramp(cur["high"] - cur["low"], -3.0, 6.0) * (1.0 - v)  # hiss, no voice bar
         sibilant = g * _ramp(cur["air"], -14.0, -6.0) * _ramp(cur["centroid"], 3000.0, 4500.0)
         sh = g * frication * _ramp(cur["centroid"], 5000.0, 4200.0) * _ramp(cur["rel"], -22, -12)
-        labio = g * _ramp(-drop, 9.0, 14.0) * _ramp(cur["air"], -36.0, -28.0) * (1.0 - sibilant)
-        murmur = v * _ramp(cur["low"], -6.0, -3.0) * _ramp(-drop, 7.0, 11.0)
-        murmur *= _ramp(cur["air"], -30.0, -38.0)
+        # f/v against m/b/n: both are weak and low-heavy, but the labiodental's frication
+        # keeps more energy above 2.5 and 4 kHz, and it is weaker still (dB sum).
+        hissy = _ramp((cur["air"] + 25.0) + (cur["high"] + 21.0) + (-drop - 12.0), 4.0, 12.0)
+        labio = g * _ramp(-drop, 9.0, 14.0) * hissy * (1.0 - sibilant)
+        murmur = v * _ramp(cur["low"], -7.0, -3.0) * _ramp(-drop, 6.0, 10.0) * (1.0 - hissy)
         gap = (1.0 - g) * speech_near
         closed = np.maximum(gap, murmur * g) * (1.0 - labio)
 
