@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -41,7 +40,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from livelink import LiveLinkReceiver
 from livelink.names import JAW_OPEN
@@ -269,48 +267,44 @@ def split_live(dacs, adcs, packets, stats) -> dict[str, list[float]]:
 # -- play - ----------------------------------------------------------------------------------
 
 
-def measure_stdin(runs: int) -> list[float]:
-    """First stdin byte -> first packet with the jaw open, for `play - --no-audio`."""
-    wav = io.BytesIO()
-    sf.write(
-        wav,
-        np.concatenate([vowel(1.0, 22050), np.zeros(11025, np.float32)]),
-        22050,
-        format="WAV",
-        subtype="PCM_16",
-    )
-    data = wav.getvalue()
+def measure_stdin(runs: int, sound: bool) -> list[float]:
+    """First stdin byte -> the packet of the stream's first frame, for `play -`.
+
+    espeak-ng speech is written to the player's stdin at once, after the player had time
+    to start and block on stdin. `--stats` lists every packet sent (idle ticks have no
+    index); the first with an index is audio frame 0, matched to the received packets by
+    order. With sound, the frame is held until its audio is heard, so the output latency
+    of the device is included.
+    """
+    data = subprocess.run(
+        ["espeak-ng", "--stdout", "Ah, a father's car is far."], capture_output=True, check=True
+    ).stdout
     results = []
     for _ in range(runs):
         receiver = Receiver()
         receiver.start()
-        play = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nsplayer.cli",
-                "play",
-                "-",
-                "--no-audio",
-                "--target",
-                f"127.0.0.1:{receiver.rx.port}",
-            ],
-            stdin=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(3.0)  # imports done, blocked on stdin
-        first_byte = time.monotonic()
-        play.stdin.write(data)
-        play.stdin.close()
-        play.wait(timeout=30)
-        packets = receiver.stop()
-        hit = next((t for t, j in packets if t > first_byte and j > JAW_THRESHOLD), None)
-        if hit is not None:
-            results.append(hit - first_byte)
+        with tempfile.TemporaryDirectory() as tmp:
+            stats_path = Path(tmp) / "stats.json"
+            play = subprocess.Popen(
+                [sys.executable, "-m", "nsplayer.cli", "play", "-", "--stats", str(stats_path),
+                 "--target", f"127.0.0.1:{receiver.rx.port}",
+                 *([] if sound else ["--no-audio"])],
+                stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(3.0)  # imports done, blocked on stdin
+            first_byte = time.monotonic()
+            play.stdin.write(data)
+            play.stdin.close()
+            play.wait(timeout=30)
+            packets = receiver.stop()
+            frames = json.loads(stats_path.read_text())["frames"]
+        first = next(k for k, f in enumerate(frames) if f["index"] is not None)
+        if len(packets) == len(frames):
+            results.append(packets[first][0] - first_byte)
     return results
 
 
-def table(live: dict[str, list[float]] | None, stdin: list[float] | None) -> str:
+def table(live: dict[str, list[float]] | None, stdin: dict[str, list[float]] | None) -> str:
     ms = lambda v, q: f"{1000 * percentile(v, q):.1f}"  # noqa: E731
     lines = [
         "| path | n | p50 ms | p95 ms | target |",
@@ -327,10 +321,10 @@ def table(live: dict[str, list[float]] | None, stdin: list[float] | None) -> str
         for key, (label, target) in names.items():
             v = live[key]
             lines.append(f"| {label} | {len(v)} | {ms(v, 50)} | {ms(v, 95)} | {target} |")
-    if stdin is not None:
+    for sink, values in (stdin or {}).items():
         lines.append(
-            f"| play - (--no-audio): first stdin byte -> first speech frame | {len(stdin)} "
-            f"| {ms(stdin, 50)} | {ms(stdin, 95)} | <= 150 |"
+            f"| play - ({sink}): first stdin byte -> first speech frame | {len(values)} "
+            f"| {ms(values, 50)} | {ms(values, 95)} | <= 150 |"
         )
     return "\n".join(lines)
 
@@ -352,7 +346,10 @@ def main() -> None:
         else:
             live = measure_live(6 if args.quick else 40, args.live_args.split())
     if not args.skip_stdin:
-        stdin = measure_stdin(1 if args.quick else 10)
+        runs = 1 if args.quick else 10
+        stdin = {"--no-audio": measure_stdin(runs, sound=False)}
+        if live is not None:  # PulseAudio is there: also through the (null) sound device
+            stdin["sound device"] = measure_stdin(runs, sound=True)
     print(table(live, stdin))
 
 
