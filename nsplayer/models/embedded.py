@@ -28,7 +28,7 @@ from nsplayer.models.features import WINDOW_S, Analyzer, Features
 
 OVERSAMPLE = 2  # analysis frames per output frame: closures of 30 ms need ~8 ms steps
 CONTEXT_S = 0.15  # how far back (and, offline, ahead) "inside speech" and level drops look
-GAP_S = 0.08  # a silent gap this close to speech is a stop closure: lips shut
+GAP_S = 0.06  # a silent gap this close to speech is a stop closure: lips shut
 OFFLINE_LOOKAHEAD_S = 0.1
 
 # Shape order in the target/state vectors.
@@ -42,7 +42,7 @@ ANTICIPATE_CAUSAL = (0, 1, 0, 0, 0, 0, 0)
 # (attack, release) time constants in seconds, per shape.
 TIME_CONSTANTS = (
     (0.025, 0.045),  # open
-    (0.010, 0.030),  # closed: crisp
+    (0.010, 0.020),  # closed: crisp
     (0.050, 0.080),  # round: lips move slowly
     (0.040, 0.070),  # spread
     (0.020, 0.040),  # labiodental
@@ -104,8 +104,10 @@ class _LevelTracker:
 class _Dynamics:
     """Asymmetric one-pole smoothing of the shape vector, one step per analysis frame."""
 
-    def __init__(self, hop_s: float) -> None:
+    def __init__(self, hop_s: float, causal: bool) -> None:
         tc = np.array(TIME_CONSTANTS)
+        if causal:  # no anticipation: the lips must get there faster once they hear it
+            tc[[ROUND, SPREAD], 0] *= 0.5
         self.attack = 1.0 - np.exp(-hop_s / tc[:, 0])
         self.release = 1.0 - np.exp(-hop_s / tc[:, 1])
         self.state = np.zeros(N_STATE)
@@ -143,7 +145,7 @@ class EmbeddedModel:
         self.lookahead_s = WINDOW_S / 2 + self._ahead * self.hop_s
         self._an = Analyzer(self.sample_rate, self.hop_s)
         self._levels = _LevelTracker(self.hop_s)
-        self._dyn = _Dynamics(self.hop_s)
+        self._dyn = _Dynamics(self.hop_s, causal)
         self._hist: dict[str, np.ndarray] = {}  # per-frame arrays: _back past + pending frames
         self._hist_start = -self._back  # analysis index of the first history entry
         self._done = 0  # analysis frames whose shapes are computed
@@ -273,7 +275,8 @@ def _to_channels(s: np.ndarray) -> np.ndarray:
     """Shape states (n, N_STATE) -> Live Link rows (n, 61), float32."""
     o, c, r, sp, lab, sib, acc = (s[:, k] for k in range(N_STATE))
     out = np.zeros((len(s), N_SHAPES), np.float32)
-    jaw = 0.6 * o * (1.0 - 0.9 * c) * (1.0 - 0.6 * sib) * (1.0 - 0.6 * lab)
+    shut = 1.0 - 0.9 * c  # a closure overrides whatever opening is still decaying
+    jaw = 0.6 * o * shut * (1.0 - 0.6 * sib) * (1.0 - 0.6 * lab)
     out[:, N.JAW_OPEN] = jaw + 0.08 * sib
     out[:, N.MOUTH_FUNNEL] = 0.55 * r
     out[:, N.MOUTH_PUCKER] = 0.5 * r * (1.0 - 0.5 * o)
@@ -281,8 +284,8 @@ def _to_channels(s: np.ndarray) -> np.ndarray:
         (N.MOUTH_STRETCH_LEFT, N.MOUTH_STRETCH_RIGHT, 0.35 * sp + 0.25 * sib),
         (N.MOUTH_SMILE_LEFT, N.MOUTH_SMILE_RIGHT, 0.2 * sp),
         (N.MOUTH_PRESS_LEFT, N.MOUTH_PRESS_RIGHT, 0.45 * c),
-        (N.MOUTH_UPPER_UP_LEFT, N.MOUTH_UPPER_UP_RIGHT, 0.3 * lab + 0.2 * o + 0.1 * sib),
-        (N.MOUTH_LOWER_DOWN_LEFT, N.MOUTH_LOWER_DOWN_RIGHT, 0.35 * o * (1.0 - lab)),
+        (N.MOUTH_UPPER_UP_LEFT, N.MOUTH_UPPER_UP_RIGHT, 0.3 * lab + (0.2 * o + 0.1 * sib) * shut),
+        (N.MOUTH_LOWER_DOWN_LEFT, N.MOUTH_LOWER_DOWN_RIGHT, 0.35 * o * (1.0 - lab) * shut),
         (N.CHEEK_SQUINT_LEFT, N.CHEEK_SQUINT_RIGHT, 0.1 * sp),
         (N.BROW_OUTER_UP_LEFT, N.BROW_OUTER_UP_RIGHT, 0.2 * acc),
     ):
