@@ -16,9 +16,10 @@ capture, block arrival, model ready and send times) into input buffering (device
 block), model (look-ahead, onset-to-frame rounding, the frames the jaw needs to move,
 compute) and send (animator, pacing, UDP).
 
-play -: `nsplayer play - --no-audio` is started and left to import and wait on stdin;
-then a WAV stream whose first sample is a vowel onset is written to it. Latency = first
-packet with JawOpen above the threshold - first byte written.
+play -: `nsplayer play -` is started and left to import and block on stdin; then espeak-ng
+speech is written to it. Latency = arrival of the packet of the stream's first frame - the
+first byte written, without sound (null sink) and through the sound device (which holds
+the frame until its audio is heard, so the output latency counts).
 
 Targets: live p95 <= 60 ms; stdin first speech frame <= 150 ms. Prints a markdown table.
 Run on a quiet machine for the README figures (`--quick` only checks that it works).
