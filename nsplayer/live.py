@@ -461,12 +461,14 @@ class LiveSession:
 def latency_line(mic: MicInput, lookahead_s: float, neurosync: bool) -> str:
     """The budget printed at start: what each stage adds before a frame can leave."""
     block = mic.block / mic.rate
-    model = "hop + request time" if neurosync else "model look-ahead"
-    total = mic.latency + block + lookahead_s
+    model = "hop" if neurosync else "model look-ahead"
+    total = f"{(mic.latency + block + lookahead_s) * 1000:.0f} ms"
+    if neurosync:
+        total += " + the request time"
     return (
         f"live: {mic.device_name!r} at {mic.rate} Hz; latency ≈ {mic.latency * 1000:.0f} ms input"
         f" + {block * 1000:.0f} ms block + {lookahead_s * 1000:.0f} ms {model} + <1 ms send"
-        f" = {total * 1000:.0f} ms{' + request time' if neurosync else ''}"
+        f" = {total} (Ctrl-C stops)"
     )
 
 
