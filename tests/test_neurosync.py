@@ -19,11 +19,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 import soundfile as sf
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from nsplayer.config import NeuroSyncSettings
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
-from nsplayer.models.neurosync import NeuroSyncModel
+from nsplayer.models.neurosync import NeuroSyncModel, _HttpClient
 from nsplayer.server import API_PATH, ServerSettings, infer, make_server
 
 RATE = 16000
@@ -55,7 +58,7 @@ def settings(url: str, **kw: object) -> NeuroSyncSettings:
 def serve_url() -> Iterator[str]:
     """`nsplayer serve`'s server on a free loopback port."""
     server = make_server(ServerSettings(port=0))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}{API_PATH}"
     server.shutdown()
     server.server_close()
@@ -168,7 +171,7 @@ class Faulty:
         self.server.daemon_threads = True
         self.server.handle_error = lambda *_: None  # clients hanging up on purpose
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}{API_PATH}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def kill(self) -> None:
         self.server.shutdown()
@@ -234,6 +237,31 @@ def test_nan_and_wild_values_are_sanitized_with_one_warning(faulty, caplog) -> N
         frames = run(NeuroSyncModel(RATE, 60, settings(srv.url)), speechlike(10.0))
     assert np.isfinite(frames).all() and np.abs(frames).max() <= 1.0
     assert len([r for r in caplog.records if "NaN" in r.getMessage()]) == 1
+
+
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**6), 10**6))
+JSON = st.recursive(
+    st.none() | st.booleans() | NUMBERS | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+ROWS = st.lists(st.lists(NUMBERS, min_size=61, max_size=61), min_size=1, max_size=4)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.one_of(JSON, st.builds(lambda rows: {"blendshapes": rows}, ROWS)))
+def test_any_json_answer_is_an_error_or_clean_rows(payload: object) -> None:
+    client = _HttpClient(NeuroSyncSettings(url="http://127.0.0.1:9/x"))
+    try:
+        rows = client._parse(json.dumps(payload).encode())
+    except NsplayerError:
+        return
+    finally:
+        client.close()
+    assert rows.dtype == np.float32 and rows.shape[1] in (61, 68)
+    assert np.isfinite(rows).all() and np.abs(rows).max() <= 1.0
 
 
 def test_68_value_rows_pass_through(faulty) -> None:

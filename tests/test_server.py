@@ -51,7 +51,7 @@ class Running:
     def __init__(self, settings: ServerSettings) -> None:
         self.server = make_server(settings)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict, dict]:

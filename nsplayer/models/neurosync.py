@@ -23,10 +23,12 @@ import io
 import json
 import logging
 import math
+import queue
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
@@ -229,6 +231,37 @@ class _HttpClient:
         return text.replace(self._key, "***") if self._key else text
 
 
+class _Workers:
+    """A FIFO pool of daemon threads: segments are answered in order, at most ``n`` at once,
+    and a request stuck until its timeout never holds up the exit after Ctrl-C (the
+    standard ThreadPoolExecutor joins its threads at exit)."""
+
+    def __init__(self, n: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._n = n
+        for _ in range(n):
+            threading.Thread(target=self._work, name="neurosync", daemon=True).start()
+
+    def submit(self, fn: Callable[..., np.ndarray], *args: object) -> Future[np.ndarray]:
+        future: Future[np.ndarray] = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def close(self) -> None:
+        for _ in range(self._n):
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the caller through the future
+                future.set_exception(exc)
+
+
 class _Resampler:
     """60 fps rows in, ``fps`` rows out (linear interpolation), streaming."""
 
@@ -296,7 +329,7 @@ class NeuroSyncModel(FaceModel):
         self.idle_from_frame: int | None = None  # output frame from which rows carry no speech
         self._settings = settings
         self._client = _HttpClient(settings)
-        self._pool = ThreadPoolExecutor(max(1, settings.max_inflight), "neurosync")
+        self._pool = _Workers(max(1, settings.max_inflight))
         self._seg = round(settings.segment_s * SERVER_FPS)
         self._overlap = round(settings.overlap_s * SERVER_FPS)
         self._chunks: list[np.ndarray] = []  # audio from sample self._kept_from on
@@ -353,7 +386,7 @@ class NeuroSyncModel(FaceModel):
         for pending in self._pending:
             pending.future.cancel()
         self._pending.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
         self._client.close()
         if self._fallback is not None:
             self._fallback.close()
