@@ -142,18 +142,26 @@ class FrameScheduler:
         return Slot(None, idle_due, index)
 
     def release(self, slot: Slot) -> float:
-        """Wait until the slot is due on the sink clock; record and return the release time."""
+        """Wait until the slot is due on the sink clock; record and return the release time.
+
+        A speech frame's due time is read again on waking (~1.5 ms before it), when the
+        sink may have turned an estimate into an exact DAC time.
+        """
+        due, fresh = slot.due, slot.index is None
         while True:
-            left = slot.due - self.sink.now()
+            left = due - self.sink.now()
             if left <= 0:
                 break
             if left > _COARSE_MARGIN + _SPIN:
                 self._sleep(left - _COARSE_MARGIN)
+            elif not fresh:
+                fresh = True
+                due = self.due(slot.index) or due  # type: ignore[arg-type]
             else:
                 self._sleep(_SPIN / 2 if left > _SPIN else 0.0)  # sleep(0) just yields the GIL
         sent = self._last_sent = self.sink.now()
         audio_time = 0.0 if slot.index is None else slot.index / self.fps
-        self.stats.add(slot.index, audio_time, slot.due, sent)
+        self.stats.add(slot.index, audio_time, due, sent)
         return sent
 
     def report(self) -> dict[str, object]:

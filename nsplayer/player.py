@@ -29,7 +29,6 @@ from nsplayer.audio.sources import AudioSource, to_mono
 from nsplayer.clock import FrameScheduler, Slot
 from nsplayer.config import Options
 from nsplayer.errors import NsplayerError
-from nsplayer.models import create_model
 from nsplayer.models.base import EMOTION_NAMES, FaceModel
 
 BLOCK_S = 0.02  # source block: small, so streams start fast and the model keeps up evenly
@@ -285,6 +284,8 @@ def _announce(source: AudioSource, sink: Sink, options: Options) -> None:
 def play(source: AudioSource, options: Options, model: FaceModel | None = None) -> PlayResult:
     """Play ``source`` and stream the model's frames in sync with the sound as heard."""
     if model is None:
+        from nsplayer.models import create_model  # replay and idle need no model
+
         model = create_model(
             options.model,
             source.sample_rate,
@@ -302,12 +303,15 @@ def replay(source: AudioSource, shapes: Path, options: Options) -> PlayResult:
 
 def load_rows(path: Path, fps: int) -> np.ndarray:
     """CSV frames at ``fps`` (linear resampling if recorded at another rate), plus emotions."""
-    take = read_csv(path)
+    try:
+        take = read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise NsplayerError(f"{path}: not a Live Link Face CSV we can read ({exc})") from None
     rows = np.asarray(take.values, np.float32)
     extra = {k.lower(): v for k, v in (take.extra or {}).items()}
-    if all(name.lower() in extra for name in EMOTION_NAMES):
-        emotions = np.stack([extra[name.lower()] for name in EMOTION_NAMES], axis=1)
-        rows = np.hstack([rows, emotions.astype(np.float32)])
+    emotions = [extra.get(name.lower()) for name in EMOTION_NAMES]
+    if all(e is not None and e.dtype.kind == "f" for e in emotions):
+        rows = np.hstack([rows, np.stack(emotions, axis=1).astype(np.float32)])
     if len(rows) == 0:
         raise NsplayerError(f"{path}: the CSV has no frames")
     rate = float(take.rate)

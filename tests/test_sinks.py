@@ -42,9 +42,9 @@ def ramp(start: int, n: int) -> np.ndarray:
 
 def test_plays_in_order_through_ring_wraparound_and_maps_dac_times():
     clock = FakeClock()
-    sink = CaptureSink(SR, clock=clock.now, latency=0.1, buffer_ms=0, capacity_s=0.05)
+    sink = CaptureSink(SR, clock=clock.now, latency=0.1, buffer_ms=0, capacity_s=0.08)
     written = 0
-    for _ in range(20):  # 20 x 30 ms through a 50 ms ring
+    for _ in range(20):  # 20 x 30 ms through an 80 ms ring
         sink.write(ramp(written, 240))
         written += 240
         clock.t += 0.03
@@ -78,9 +78,11 @@ def test_underrun_silence_resumes_at_once_and_keeps_mapping_exact():
     assert sink.dac_time(0) is not None and sink.underruns == 1
     resumed_at = clock.t
     sink.write(np.zeros((80, 1), np.float32))  # 10 ms, less than the buffer
-    clock.t += 0.05
+    announced = sink.dac_time(800)  # the restart is announced start_lead ahead...
+    clock.t += 0.1
     dac = sink.dac_time(800)
-    assert dac is not None and resumed_at <= dac <= resumed_at + 0.011
+    assert dac == pytest.approx(announced, abs=1e-9)  # ...and happens exactly then
+    assert resumed_at + sink.start_lead <= dac <= resumed_at + sink.start_lead + 0.011
     assert sink.dac_time(799) < resumed_at - 0.15  # before the gap: unchanged
 
 

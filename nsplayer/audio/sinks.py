@@ -35,9 +35,10 @@ class Sink:
 
     ``buffer_ms`` of audio must be queued before playback starts (a jitter buffer for
     streams). On underrun the callback plays silence; with ``underrun="pause"`` it also
-    waits for the buffer to refill before resuming, with ``"silence"`` it resumes at
-    once. Either way ``dac_time`` stays exact, because each callback records where the
-    real samples it played went.
+    waits for the buffer to refill before resuming, with ``"silence"`` it resumes as soon
+    as data comes. Every (re)start is set ``start_lead`` ahead, so ``dac_time`` announces
+    it before it happens and the first frames are not late. ``dac_time`` stays exact
+    through gaps, because each callback records where the real samples it played went.
     """
 
     kind = "sink"
@@ -50,6 +51,7 @@ class Sink:
         buffer_ms: float = 100.0,
         underrun: str = "silence",
         capacity_s: float = 1.0,
+        start_lead: float = 0.04,
     ) -> None:
         if underrun not in UNDERRUN_MODES:
             raise NsplayerError(f"--underrun must be silence or pause, not {underrun!r}")
@@ -57,6 +59,7 @@ class Sink:
         self.channels = channels
         self.latency = 0.0
         self.underruns = 0
+        self.start_lead = start_lead
         self._pause_on_underrun = underrun == "pause"
         self._prebuffer = max(1, round(sample_rate * buffer_ms / 1000.0))
         capacity = max(round(sample_rate * capacity_s), 2 * self._prebuffer)
@@ -67,7 +70,9 @@ class Sink:
         self._consumed = 0  # sample index of the next sample to play
         self._filling = True  # waiting for the jitter buffer before playing
         self._held = False  # device still warming up: play silence, keep samples
-        self._dry = False
+        self._flowing = False  # the last callback was all real samples
+        self._play_from: float | None = None  # DAC time where playback (re)starts
+        self._period = 0.0  # duration of the last callback's buffer
         self._ended = False
         self._closed = False
         self._starts: deque[int] = deque(maxlen=_HISTORY)
@@ -95,9 +100,21 @@ class Sink:
                 return self._dacs[k] + (sample_index - self._starts[k]) / self.sample_rate
             if sample_index >= self._written or self._filling or self._held:
                 return None
-            now = self.now()
-            base = self._next_dac if self._next_dac is not None else now + self.latency
-            return max(base, now) + (sample_index - self._consumed) / self.sample_rate
+            return self._estimate() + (sample_index - self._consumed) / self.sample_rate
+
+    def _estimate(self) -> float:
+        """DAC time of the next sample to play (lock held)."""
+        now = self.now()
+        base = max(now + self.latency if self._next_dac is None else self._next_dac, now)
+        if self._flowing:
+            return base
+        if self._play_from is not None:
+            return max(self._play_from, base)
+        return base + self._lead(self._period)
+
+    def _lead(self, period: float) -> float:
+        """start_lead rounded up to whole callbacks, so a (re)start time is exact."""
+        return self.start_lead if period <= 0 else period * math.ceil(self.start_lead / period)
 
     @property
     def written(self) -> int:
@@ -188,8 +205,15 @@ class Sink:
         """Fill ``out`` from the ring (silence where there is nothing); called per callback."""
         frames = len(out)
         with self._cond:
-            playing = not (self._filling or self._closed or self._held)
-            take = min(frames, self._count) if playing else 0
+            period = frames / self.sample_rate
+            active = not (self._filling or self._closed or self._held)
+            take = 0
+            if active and self._count:
+                if not self._flowing and self._play_from is None:  # announce the (re)start
+                    self._play_from = dac + self._lead(period)
+                if self._flowing or dac >= self._play_from - 0.5 * period:
+                    take = min(frames, self._count)
+                    self._play_from = None
             if take:
                 size = len(self._ring)
                 first = min(take, size - self._read)
@@ -201,12 +225,12 @@ class Sink:
                 self._dacs.append(dac)
                 self._consumed += take
             out[take:] = 0.0
-            starved = playing and take < frames and not self._ended
-            if starved and not self._dry:
+            if self._flowing and take < frames and not self._ended:  # ran dry: underrun
                 self.underruns += 1
                 self._filling = self._pause_on_underrun
-            self._dry = starved
-            self._next_dac = dac + frames / self.sample_rate
+            self._flowing = take == frames
+            self._period = period
+            self._next_dac = dac + period
             self._cond.notify_all()
 
     def _advance(self) -> None:
