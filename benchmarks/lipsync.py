@@ -2,7 +2,7 @@
 
 Ground truth: libespeak-ng (``espeak_events``) speaks ``SENTENCES`` with several voices and
 speeds and reports when each phoneme starts. Every utterance gets 0.5 s of silence before
-and after; every third one also gets steady white noise 45 dB below full scale, so the
+and after; every third one also gets steady white noise 40 dB below full scale, so the
 silence class covers background noise too. WAVs and events are cached in
 ``benchmarks/.cache/lipsync/``. The model runs as ``nsplayer export`` runs it (offline)
 and as ``nsplayer live`` runs it (causal); a naive loudness-only baseline (JawOpen = RMS
@@ -51,7 +51,7 @@ from nsplayer.models.embedded import EmbeddedModel
 
 FPS = 60
 PAD_S = 0.5
-NOISE_DBFS = -45.0
+NOISE_DBFS = -40.0
 CACHE = Path(__file__).resolve().parent / ".cache" / "lipsync"
 VOICES = ("en-us", "en+f3", "en-gb-x-rp", "en-us+m3", "en+f2")
 RATES = (140, 175, 210)

@@ -71,12 +71,14 @@ class _LevelTracker:
         self.decay = 1.5 * hop_s  # speech level forgets 1.5 dB/s
         self.pitch_a = 1.0 - math.exp(-hop_s / 2.0)
         self.f2_a = 1.0 - math.exp(-hop_s / 1.5)
+        self.band_floors = [math.nan, math.nan, math.nan]  # low, high, air
 
     def run(self, f: Features) -> tuple[np.ndarray, ...]:
         """Per frame: level relative to speech (dB), speech gate 0..1, pitch accent (st),
         F2 relative to the speaker's mean."""
         n = len(f)
         rel, gate, accent, f2n = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+        floors = np.empty(n)
         floor, speech, pref, f2ref = self.floor, self.speech, self.pitch_ref, self.f2_ref
         rows = zip(f.level_db.tolist(), f.pitch_hz.tolist(), f.f2.tolist(), strict=True)
         for i, (d, hz, f2) in enumerate(rows):
@@ -88,8 +90,8 @@ class _LevelTracker:
                 speech += 0.25 * (d - speech)
             else:
                 speech = max(speech - self.decay, floor + 15.0)
-            thresh = max(floor + 9.0, speech - 35.0, -85.0)
-            g = min(max((d - thresh) / 6.0, 0.0), 1.0)
+            thresh = max(floor + 5.0, speech - 35.0, -85.0)
+            g = min(max((d - thresh) / 5.0, 0.0), 1.0)
             st = 0.0
             if hz > 0.0 and g > 0.5:
                 st = 12.0 * math.log2(hz / pref)
@@ -97,8 +99,35 @@ class _LevelTracker:
                 if d > speech - 12.0:
                     f2ref += self.f2_a * (f2 - f2ref)
             rel[i], gate[i], accent[i], f2n[i] = d - speech, g, st, f2 / f2ref
+            floors[i] = floor
         self.floor, self.speech, self.pitch_ref, self.f2_ref = floor, speech, pref, f2ref
-        return rel, gate, accent, f2n
+        return rel, gate, accent, f2n, floors
+
+    def denoised(self, f: Features, floor_db: np.ndarray) -> dict[str, np.ndarray]:
+        """Level and band levels with the noise floor's power removed (spectral subtraction),
+        so weak consonants keep their spectral shape in steady background noise."""
+        out = {"level": _subtract(f.level_db, floor_db)}
+        bands = (f.low_db, f.high_db, f.air_db)
+        for k, (name, band) in enumerate(zip(("low", "high", "air"), bands, strict=True)):
+            floors, self.band_floors[k] = _min_follow(band, self.band_floors[k], self.rise)
+            out[name] = _subtract(band, floors)
+        return out
+
+
+def _min_follow(x: np.ndarray, floor: float, rise: float) -> tuple[np.ndarray, float]:
+    """Noise floor track of a dB series: instant fall, slow rise; returns it and the state."""
+    out = np.empty(len(x))
+    for i, d in enumerate(x.tolist()):
+        d = max(d, -120.0)
+        floor = d if (math.isnan(floor) or d < floor) else floor + rise
+        out[i] = floor
+    return out, floor
+
+
+def _subtract(db: np.ndarray, floor_db: np.ndarray) -> np.ndarray:
+    """dB of the power above twice the floor (the floor sits below the noise's mean)."""
+    power = 10.0 ** (db / 10.0) - 2.0 * 10.0 ** (floor_db / 10.0)
+    return 10.0 * np.log10(np.maximum(power, 1e-12))
 
 
 class _Dynamics:
@@ -180,7 +209,8 @@ class EmbeddedModel:
 
     def _process(self, f: Features, limit: int | None) -> np.ndarray:
         if len(f):
-            self._append(f, *self._levels.run(f))
+            *tracked, floors = self._levels.run(f)
+            self._append(f, self._levels.denoised(f, floors), *tracked)
         n_avail = self._hist_start + len(self._hist.get("gate", ()))
         ready = n_avail - self._ahead  # frames j < ready have their look-ahead
         if ready <= self._done:
@@ -199,12 +229,13 @@ class EmbeddedModel:
         self._emitted += len(rows)
         return rows
 
-    def _append(self, f: Features, *tracked: np.ndarray) -> None:
+    def _append(self, f: Features, clean: dict[str, np.ndarray], *tracked: np.ndarray) -> None:
         rel, gate, accent, f2n = tracked
+        level = clean["level"]
         new = {
-            "rel": rel, "gate": gate, "accent": accent, "f2n": f2n, "level": f.level_db,
-            "low": f.low_db - f.level_db, "high": f.high_db - f.level_db,
-            "air": f.air_db - f.level_db, "voicing": f.voicing, "f1": f.f1, "f2": f.f2,
+            "rel": rel, "gate": gate, "accent": accent, "f2n": f2n, "level": level,
+            "low": clean["low"] - level, "high": clean["high"] - level,
+            "air": clean["air"] - level, "voicing": f.voicing, "f1": f.f1, "f2": f.f2,
             "centroid": f.centroid,
         }  # fmt: skip
         if not self._hist:  # history before frame 0 is silence
@@ -241,7 +272,9 @@ class EmbeddedModel:
         loud = _ramp(cur["rel"], -30.0, -10.0)
         f1 = cur["f1"]
         frication = _ramp(cur["high"] - cur["low"], -3.0, 6.0) * (1.0 - v)  # hiss, no voice bar
-        sibilant = g * _ramp(cur["air"], -14.0, -6.0) * _ramp(cur["centroid"], 3000.0, 4500.0)
+        sibilant = (
+            g * _ramp(cur["air"], -14.0, -6.0) * _ramp(-drop, 20.0, 15.0)
+        )  # s, z, sh: loud hiss
         sh = g * frication * _ramp(cur["centroid"], 5000.0, 4200.0) * _ramp(cur["rel"], -22, -12)
         # f/v against m/b/n: both are weak and low-heavy, but the labiodental's frication
         # keeps more energy above 2.5 and 4 kHz, and it is weaker still (dB sum).
