@@ -159,6 +159,10 @@ class _Handler(BaseHTTPRequestHandler):
         except NsplayerError as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
             return
+        except Exception as exc:  # a model bug must still get an answer, not a dropped socket
+            self.log_error("model failed: %r", exc)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"model failed: {type(exc).__name__}")
+            return
         self._json(HTTPStatus.OK, {"blendshapes": np.round(frames, 5).tolist()})
 
     def _other_method(self) -> None:
@@ -218,8 +222,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(status, {"error": message, "status": int(status)}, allow)
 
     def log_message(self, format: str, *args: object) -> None:
+        """Access lines only with --verbose; errors (log_error) always."""
         if self.server.settings.verbose:
             super().log_message(format, *args)
+
+    def log_error(self, format: str, *args: object) -> None:
+        super().log_message(format, *args)
 
 
 class _Server(ThreadingHTTPServer):
