@@ -35,10 +35,10 @@ OFFLINE_LOOKAHEAD_S = 0.1
 OPEN, CLOSED, ROUND, SPREAD, LABIO, SIBIL, ACCENT = range(7)
 N_STATE = 7
 # How far ahead each shape's target is anticipated (max over the next frames): lips close
-# and round before the sound they shape. Causal mode: one analysis frame for closures, so
-# its total look-ahead is half a window plus one hop (~21 ms at 60 fps).
+# and round before the sound they shape. Causal mode spends its budget on closures only,
+# so its total look-ahead (half a window plus these hops) stays within CAUSAL_MAX_S.
 ANTICIPATE_S = (0.0, 0.017, 0.05, 0.025, 0.017, 0.0, 0.0)
-ANTICIPATE_CAUSAL = (0, 1, 0, 0, 0, 0, 0)
+CAUSAL_MAX_S = 0.030
 # (attack, release) time constants in seconds, per shape.
 TIME_CONSTANTS = (
     (0.025, 0.045),  # open
@@ -136,7 +136,7 @@ class _Dynamics:
     def __init__(self, hop_s: float, causal: bool) -> None:
         tc = np.array(TIME_CONSTANTS)
         if causal:  # no anticipation: the lips must get there faster once they hear it
-            tc[[ROUND, SPREAD], 0] *= 0.5
+            tc[[ROUND, SPREAD, LABIO], 0] *= 0.4
         self.attack = 1.0 - np.exp(-hop_s / tc[:, 0])
         self.release = 1.0 - np.exp(-hop_s / tc[:, 1])
         self.state = np.zeros(N_STATE)
@@ -163,7 +163,9 @@ class EmbeddedModel:
         self.causal = causal
         self.hop_s = 1.0 / (self.fps * OVERSAMPLE)
         if causal:  # the one frame of look-ahead goes to anticipating closures
-            self._fwd, self._anticipate = 0, np.array(ANTICIPATE_CAUSAL)
+            hops = max(1, int((CAUSAL_MAX_S - WINDOW_S / 2) / self.hop_s))
+            self._fwd, self._anticipate = 0, np.zeros(N_STATE, int)
+            self._anticipate[CLOSED] = hops
         else:
             self._fwd = math.ceil(OFFLINE_LOOKAHEAD_S / self.hop_s / 2)
             self._anticipate = np.round(np.array(ANTICIPATE_S) / self.hop_s).astype(int)
@@ -267,6 +269,7 @@ class EmbeddedModel:
         if fwd:  # offline: a gap is a closure only with speech on both sides
             speech_near = np.minimum(speech_near, gap_w[:, self._gap_back + 1 :].max(axis=1))
         drop = cur["level"] - level_w.max(axis=1)  # dB below the loudest nearby frame
+        drop = np.minimum(drop, cur["rel"] + 4.0)  # or well below the speech level (onsets)
 
         g, v = cur["gate"], _ramp(cur["voicing"], 0.45, 0.75)
         loud = _ramp(cur["rel"], -30.0, -10.0)
