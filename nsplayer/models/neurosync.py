@@ -96,7 +96,8 @@ class _HttpClient:
         self._warned = threading.Event()
 
     def post(self, wav: bytes, expected_rows: int) -> np.ndarray:
-        """POST with bounded retries and backoff for connection errors and 5xx."""
+        """Exactly ``expected_rows`` validated rows for a WAV body; bounded retries with
+        backoff for connection errors and 5xx, none for 4xx or a bad answer."""
         attempt = 0
         while True:
             try:
@@ -135,7 +136,7 @@ class _HttpClient:
                 f"connection to the model server at {self.url} broke off "
                 f"mid-response ({type(exc).__name__})"
             ) from None
-        return self._parse(body)
+        return _fit_length(self._parse(body), expected_rows, self.url)
 
     def _connection_message(self, exc: requests.ConnectionError) -> str:
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
@@ -450,7 +451,7 @@ class NeuroSyncModel(FaceModel):
         if self._width is None:
             self._width = rows.shape[1]
         start = seg.start
-        rows = self._fit(_fit_length(rows, seg.end - start, self._client.url))
+        rows = self._fit(rows)
         parts = []
         if self._tail is not None:
             t0, tail = self._tail
@@ -516,8 +517,10 @@ class NeuroSyncModel(FaceModel):
         return self._fit(rows)
 
     def _fit(self, rows: np.ndarray) -> np.ndarray:
-        """Give embedded rows the width the server established (neutral emotion)."""
+        """Give rows the width the first answer established (embedded rows: neutral)."""
         rows = np.asarray(rows, np.float32)
+        if self._width == N_SHAPES:
+            return rows[:, :N_SHAPES]
         if self._width == N_WITH_EMOTIONS and rows.shape[1] == N_SHAPES:
             emotions = np.zeros((len(rows), len(EMOTION_NAMES)), np.float32)
             emotions[:, _NEUTRAL] = 1.0
