@@ -277,7 +277,7 @@ def play(ctx: click.Context, source: str, raw: bool, rate, channels, sample_form
 
 @main.command()
 @click.argument("audio")
-@click.argument("shapes", type=click.Path(exists=True, dir_okay=False))
+@click.argument("shapes")
 @common_options
 @stream_options
 @click.pass_context

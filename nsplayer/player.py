@@ -303,6 +303,8 @@ def replay(source: AudioSource, shapes: Path, options: Options) -> PlayResult:
 
 def load_rows(path: Path, fps: int) -> np.ndarray:
     """CSV frames at ``fps`` (linear resampling if recorded at another rate), plus emotions."""
+    if not Path(path).is_file():
+        raise NsplayerError(f"{path}: no such file — give a Live Link Face CSV (e.g. from export)")
     try:
         take = read_csv(path)
     except (OSError, ValueError) as exc:

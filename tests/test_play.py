@@ -1,0 +1,297 @@
+"""`nsplayer play/replay/idle` end to end: a real subprocess, real UDP on loopback.
+
+Clips are short (about a second) because playback runs in real time. Timing is not
+asserted here (benchmarks/sync.py measures it); these tests check what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livelink import LiveLinkReceiver, write_csv
+from livelink.names import JAW_OPEN
+
+NSPLAYER = [sys.executable, "-m", "nsplayer.cli"]
+FPS = 60
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+
+
+class Capture:
+    """Receives packets in a thread until stopped."""
+
+    def __init__(self) -> None:
+        self.receiver = LiveLinkReceiver(port=0, timeout=0.1)
+        self.frames: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.receiver.port}"
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            got = self.receiver.receive(0.1)
+            if got is not None:
+                self.frames.append(got[0])
+
+    def stop(self) -> list:
+        time.sleep(0.2)
+        self._stop.set()
+        self._thread.join()
+        self.receiver.close()
+        return self.frames
+
+
+def jaw(frames) -> np.ndarray:
+    return np.array([f.values[JAW_OPEN] for f in frames])
+
+
+def run(args, stdin=None, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*NSPLAYER, *args], input=stdin, capture_output=True, timeout=timeout, check=False
+    )
+
+
+def assert_consecutive(frames) -> None:
+    numbers = [f.time.frame for f in frames]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    assert all(f.time.rate_num == FPS and f.time.rate_den == 1 for f in frames)
+
+
+def espeak(text: str) -> bytes:
+    return subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory) -> Path:
+    """About 1.3 s of speech (espeak-ng), or a syllable-like tone burst without it."""
+    path = tmp_path_factory.mktemp("clips") / "speech.wav"
+    if shutil.which("espeak-ng"):
+        path.write_bytes(espeak("Hello, papa bought a banana."))
+    else:
+        t = np.arange(22050) / 22050
+        voiced = 0.4 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 3 * t) > 0)
+        sf.write(path, voiced.astype(np.float32), 22050)
+    return path
+
+
+def read_stats(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_play_file_streams_every_frame_in_order(speech_wav, tmp_path):
+    cap = Capture()
+    stats = tmp_path / "stats.json"
+    proc = run(["play", str(speech_wav), "--no-audio", "--target", cap.target, "--stats", stats])
+    frames = cap.stop()
+    assert proc.returncode == 0, proc.stderr
+    report = read_stats(stats)
+    expected = math.ceil(sf.info(speech_wav).frames / sf.info(speech_wav).samplerate * FPS)
+    summary = report["summary"]
+    assert summary["speech_frames"] + report["dropped"] == expected
+    assert report["sink"] == "null" and report["missing"] == 0
+    assert len(frames) == summary["frames_sent"]
+    assert_consecutive(frames)
+    speech = [f for f in report["frames"] if f["index"] is not None]
+    assert [f["index"] for f in speech] == sorted({f["index"] for f in speech})
+    assert all(f["audio_time"] == pytest.approx(f["index"] / FPS) for f in speech)
+    assert jaw(frames).max() > 0.1  # the mouth moved
+    assert jaw(frames)[-1] < 0.05  # and came back to rest
+    assert report["frames"][0]["index"] is None  # idle frames came before the speech
+    dues = np.array([f["due"] for f in report["frames"]])
+    assert np.diff(dues).min() >= 0.5 / FPS - 1e-6  # never planned as a burst
+
+
+@needs_espeak
+def test_play_stdin_wav_stream_from_espeak(tmp_path):
+    cap = Capture()
+    stats = tmp_path / "stats.json"
+    wav = espeak("Hello there.")
+    proc = run(["play", "-", "--no-audio", "--target", cap.target, "--stats", stats], stdin=wav)
+    frames = cap.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert_consecutive(frames)
+    report = read_stats(stats)
+    assert report["summary"]["speech_frames"] + report["dropped"] > 0.5 * FPS
+    assert jaw(frames).max() > 0.1
+
+
+def test_play_stdin_raw_pcm(tmp_path):
+    cap = Capture()
+    stats = tmp_path / "stats.json"
+    t = np.arange(16000) / 16000
+    pcm = (12000 * np.sin(2 * np.pi * 180 * t)).astype("<i2").tobytes()
+    args = ["play", "-", "--raw", "--rate", "16000", "--no-audio", "--target", cap.target]
+    proc = run([*args, "--stats", stats], stdin=pcm)
+    frames = cap.stop()
+    assert proc.returncode == 0, proc.stderr
+    report = read_stats(stats)
+    assert report["summary"]["speech_frames"] + report["dropped"] == FPS
+    assert len(frames) == report["summary"]["frames_sent"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["play", "missing.wav"], "no such file"),
+        (["play", "notes.wav"], "not an audio file"),
+        (["play", "-", "--raw"], "--rate"),
+        (["play", "x.wav", "--target", "nonsense:99999"], ""),
+        (["replay", "missing.wav", "shapes.csv"], ""),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path, args, message):
+    (tmp_path / "notes.wav").write_text("not audio\n" * 10)
+    sf.write(tmp_path / "x.wav", np.zeros(1600, np.float32), 16000)
+    proc = subprocess.run(
+        [*NSPLAYER, *args, "--no-audio"],
+        cwd=tmp_path,
+        input=b"",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+
+
+@needs_espeak
+def test_sigint_eases_the_face_out_and_exits_130(tmp_path):
+    wav = tmp_path / "long.wav"
+    wav.write_bytes(espeak("Ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah."))
+    cap = Capture()
+    proc = subprocess.Popen(
+        [*NSPLAYER, "play", str(wav), "--no-audio", "--target", cap.target],
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (jaw(cap.frames) > 0.2).sum() < 10:
+        time.sleep(0.02)  # wait until the mouth is busy
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 130
+    frames = cap.stop()
+    assert_consecutive(frames)
+    curve = jaw(frames)
+    assert curve.max() > 0.2
+    assert curve[-1] < 0.05  # eased back to idle, not frozen open
+    assert b"Traceback" not in proc.stderr.read()
+
+
+def test_replay_of_an_exported_csv_at_another_rate(speech_wav, tmp_path):
+    n = 45  # 1.5 s at 30 fps: the jaw opens for the middle half second
+    values = np.zeros((n, 61), np.float32)
+    values[15:30, JAW_OPEN] = 0.8
+    csv = tmp_path / "shapes.csv"
+    write_csv(csv, values, fps=30)
+    cap = Capture()
+    saved = tmp_path / "sent.csv"
+    args = ["replay", str(speech_wav), str(csv), "--no-audio", "--target", cap.target]
+    proc = run([*args, "--save-csv", saved, "--stats", tmp_path / "s.json"])
+    frames = cap.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert_consecutive(frames)
+    curve = jaw(frames)
+    assert curve.max() > 0.6 and curve[-1] < 0.05
+    from livelink import read_csv
+
+    take = read_csv(saved)
+    assert np.allclose(take.values, np.array([f.values for f in frames]), atol=1e-6)
+
+
+def test_idle_command_sends_steady_idle_frames():
+    cap = Capture()
+    proc = run(["idle", "--duration", "0.5", "--target", cap.target, "--seed", "3"])
+    frames = cap.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert len(frames) == 30
+    assert_consecutive(frames)
+
+
+def _pulse_running() -> bool:
+    if shutil.which("pactl") is None:
+        return False
+    return subprocess.run(["pactl", "info"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _pulse_running(), reason="no PulseAudio server (CI starts a null sink)")
+def test_play_through_the_pulseaudio_null_sink(speech_wav, tmp_path):
+    cap = Capture()
+    stats = tmp_path / "stats.json"
+    args = ["play", str(speech_wav), "--device", "pulse", "--target", cap.target]
+    proc = run([*args, "--stats", stats])
+    frames = cap.stop()
+    assert proc.returncode == 0, proc.stderr
+    report = read_stats(stats)
+    assert report["sink"] == "device" and report["output_latency_s"] > 0
+    assert report["missing"] == 0
+    assert len(frames) == report["summary"]["frames_sent"]
+    assert_consecutive(frames)
+    speech = [f for f in report["frames"] if f["index"] is not None]
+    assert speech and speech[0]["due"] > 1e6  # PortAudio's clock, not time.monotonic()
+
+
+PRODUCER = """
+import sys, time
+data = sys.stdin.buffer.read()
+half = len(data) // 2 & ~1
+out = sys.stdout.buffer
+out.write(data[:half]); out.flush()
+time.sleep(half / 44100 + 1.5)  # the player starts, plays the first half, then waits
+out.write(data[half:]); out.flush()
+"""
+
+
+@needs_espeak
+def test_slow_stdin_producer_with_a_gap(tmp_path):
+    wav = espeak("Papa bought a banana. Mama made a melon.")
+    pcm = wav[44:]  # espeak-ng writes a 44-byte header, then 16-bit mono at 22050 Hz
+    cap = Capture()
+    stats = tmp_path / "stats.json"
+    producer = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    args = ["play", "-", "--raw", "--rate", "22050", "--no-audio", "--target", cap.target]
+    player = subprocess.Popen([*NSPLAYER, *args, "--stats", stats], stdin=producer.stdout)
+    producer.stdout.close()
+    producer.stdin.write(pcm)
+    producer.stdin.close()
+    assert player.wait(timeout=60) == 0
+    frames = cap.stop()
+    assert_consecutive(frames)
+    report = read_stats(stats)
+    assert report["underruns"] >= 1
+    kinds = [f["index"] is not None for f in report["frames"]]
+    first_speech, last_speech = kinds.index(True), len(kinds) - 1 - kinds[::-1].index(True)
+    gap = [i for i in range(first_speech, last_speech) if not kinds[i]]
+    assert len(gap) >= 0.3 * FPS  # idle ticks kept the packets flowing through the gap
+    assert jaw(frames)[gap[len(gap) // 2 :]].max() < 0.05  # the face went to rest in the gap
+    speech = [f["index"] for f in report["frames"] if f["index"] is not None]
+    assert speech == sorted(set(speech))
+    assert len(speech) + report["dropped"] == math.ceil(len(pcm) / 2 / 22050 * FPS)
+    dues = np.array([f["due"] for f in report["frames"]])
+    assert np.diff(dues).min() >= 0.5 / FPS - 1e-6  # no burst when speech resumed
+
+
+def test_cli_module_runs_without_a_display():
+    env = dict(os.environ, DISPLAY="")
+    proc = subprocess.run([*NSPLAYER, "devices"], capture_output=True, env=env, check=False)
+    assert proc.returncode in (0, 1)
+    assert b"Traceback" not in proc.stderr
