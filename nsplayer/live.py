@@ -369,7 +369,8 @@ class LiveSession:
         self._last_send = -math.inf
         self._next_index = 0
         self._last_input = time.monotonic() + START_S - STALL_S
-        self._reported_overflows = 0
+        self._reported = (0, 0)  # overflows, dropped blocks at the last -v report
+        self._report_due = 0.0
 
     def run(self, duration: float | None) -> LiveResult:
         """Until ``duration`` seconds of input, a signal or a device fault; always eases out."""
@@ -440,9 +441,10 @@ class LiveSession:
         error = getattr(self.producer, "error", None)
         if error is not None:
             raise NsplayerError(f"model request failed: {error}")
-        if self.verbose and self.mic.overflows > self._reported_overflows:
-            self._reported_overflows = self.mic.overflows
-            self.report(f"live: input overflow ({self.mic.overflows} so far)")
+        lost = (self.mic.overflows, self.mic.dropped)
+        if self.verbose > 0 and lost != self._reported and time.monotonic() >= self._report_due:
+            self._reported, self._report_due = lost, time.monotonic() + 10.0  # at most every 10 s
+            self.report(f"live: input lost so far: {lost[0]} overflows, {lost[1]} blocks dropped")
 
     def ease_out(self) -> None:
         """Step the idle face until speech has faded, at the frame rate, so UE never freezes
