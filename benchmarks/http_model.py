@@ -3,8 +3,9 @@
     python benchmarks/http_model.py [--quick]
 
 1. Time to the first frame for a long file: the neurosync model (segments, as `play` uses it)
-   vs one whole-file request. Segmented should be a fraction of whole-file time and not grow
-   with the file's length.
+   vs one whole-file request; and from `nsplayer play --model neurosync --no-audio` start to
+   its first speaking Live Link packet, segmented vs one whole-file segment (segment_s > duration).
+   Segmented should be a fraction of whole-file time and not grow with the file's length.
 2. Server throughput in seconds of audio per second, with 1, 2 and 4 concurrent clients
    posting 10 s clips.
 3. Peak RSS of the server process (Linux: VmHWM; elsewhere n/a).
@@ -20,6 +21,7 @@ import io
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,9 +30,12 @@ import numpy as np
 import requests
 import soundfile as sf
 
+from livelink import LiveLinkReceiver
+from livelink.names import JAW_OPEN
 from nsplayer.config import NeuroSyncSettings
 from nsplayer.models.neurosync import NeuroSyncModel
 
+SPEAKING = 0.05  # JawOpen above this: a speech frame, not idle
 TEXT = (
     "The quick brown fox jumps over the lazy dog. Peter Piper picked a peck of pickled "
     "peppers. She sells sea shells by the sea shore, and we went home to rest."
@@ -104,6 +109,40 @@ def first_frame_whole(url: str, pcm: np.ndarray, rate: int) -> float:
     return time.perf_counter() - start
 
 
+def first_packet_cli(url: str, wav: Path, segment_s: float | None) -> float:
+    """Seconds from starting `nsplayer play` to its first speaking packet (loopback)."""
+    config = wav.with_suffix(".yaml")
+    config.write_text(f"neurosync:\n  segment_s: {segment_s}\n" if segment_s else "{}\n")
+    with LiveLinkReceiver(port=0, timeout=120) as receiver:
+        command = [
+            sys.executable,
+            "-m",
+            "nsplayer.cli",
+            "play",
+            str(wav),
+            "--no-audio",
+            "-q",
+            "--model",
+            "neurosync",
+            "--url",
+            url,
+            "--config",
+            str(config),
+            "--target",
+            f"127.0.0.1:{receiver.port}",
+        ]
+        start = time.monotonic()
+        proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        try:
+            for frame, arrival, _addr in receiver:
+                if frame.values[JAW_OPEN] > SPEAKING:  # idle packets come first
+                    return arrival - start
+            raise RuntimeError("no speech packet from nsplayer play")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 def throughput(url: str, clients: int, clip: bytes, clip_s: float, duration: float) -> float:
     """Seconds of audio answered per second of wall time, ``clients`` posting in a loop."""
     done = [0] * clients
@@ -141,6 +180,17 @@ def main() -> None:
             seg = first_frame_segmented(server.url, pcm, rate)
             whole = first_frame_whole(server.url, pcm, rate)
             print(f"| {seconds:.0f} s | {seg:.3f} | {whole:.3f} | {seg / whole:.0%} |")
+        print()
+        print("| file | `play` start to first speech packet, segmented (s) | whole-file (s) |")
+        print("|---|---|---|")
+        with tempfile.TemporaryDirectory() as tmp:
+            for seconds in lengths:
+                wav = Path(tmp) / f"speech{seconds:.0f}.wav"
+                pcm, rate = speech(seconds)
+                sf.write(wav, pcm, rate, subtype="PCM_16")
+                seg = first_packet_cli(server.url, wav, None)
+                whole = first_packet_cli(server.url, wav, seconds + 1)
+                print(f"| {seconds:.0f} s | {seg:.3f} | {whole:.3f} |")
         print()
         pcm, rate = speech(10.0)
         clip = wav_bytes(pcm, rate)
