@@ -152,13 +152,14 @@ class Faulty:
 
     def __init__(self, behaviour: Behaviour) -> None:
         self.count = 0
+        self.lock = threading.Lock()
         self.headers: list[dict[str, str]] = []
         faulty = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                with threading.Lock():
+                with faulty.lock:
                     faulty.count += 1
                     n = faulty.count
                 faulty.headers.append(dict(self.headers))
@@ -472,7 +473,7 @@ def test_cli_unreachable_server_is_one_line(tmp_path) -> None:
 def test_cli_server_killed_mid_play(faulty, tmp_path, policy: str, code: int) -> None:
     srv = killed_after_first(faulty)
     (tmp_path / "nsplayer.yaml").write_text("neurosync:\n  segment_s: 2\n  overlap_s: 0.5\n")
-    proc = play_cli(tmp_path, srv.url, "--on-model-error", policy, "--api-key", KEY, seconds=3.0)
+    proc = play_cli(tmp_path, srv.url, "--on-model-error", policy, "--api-key", KEY, seconds=2.5)
     assert proc.returncode == code, proc.stderr
     assert_no_key(proc)
     if policy == "stop":
