@@ -173,7 +173,7 @@ class FrameProducer(Protocol):
     lookahead_s: float
     spacing: float  # least time between two sends: spreads bursts of frames
 
-    def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]: ...
+    def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray | None]]: ...
 
     def close(self) -> None: ...
 
@@ -181,9 +181,9 @@ class FrameProducer(Protocol):
 class StreamingFrames:
     """A streaming model (the embedded one, causal): each block yields the frames it completes."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, first: int = 0) -> None:
         self._model = model
-        self._next = 0
+        self._next = first  # index of the model's first frame (a fallback starts mid-run)
         self.lookahead_s = float(model.lookahead_s)
         self.spacing = 0.0  # frames follow the blocks: send each one at once
 
@@ -195,6 +195,27 @@ class StreamingFrames:
 
     def close(self) -> None:
         self._model.close()
+
+
+class IdleFrames:
+    """No model: one empty frame per frame period of input, so the idle face keeps going."""
+
+    lookahead_s = 0.0
+    spacing = 0.0
+
+    def __init__(self, rate: int, fps: int, first: int) -> None:
+        self._rate, self._fps, self._next = rate, fps, first
+        self._samples = first * rate / fps
+
+    def push(self, pcm: np.ndarray) -> list[tuple[int, None]]:
+        self._samples += len(pcm)
+        end = math.floor(self._samples * self._fps / self._rate)
+        out = [(i, None) for i in range(self._next, end)]
+        self._next = max(self._next, end)
+        return out
+
+    def close(self) -> None:
+        pass
 
 
 class SlidingWindows:
@@ -219,6 +240,7 @@ class SlidingWindows:
         self._pending: concurrent.futures.Future | None = None
         self._pending_start = 0
         self.lookahead_s = hop_s  # plus the request time, which is measured, not known
+        self.answered = False  # a failure before the first answer means a wrong URL/server
         self.spacing = 0.9 / fps  # a window's frames go out at about the frame rate
         self.error: Exception | None = None
 
@@ -257,7 +279,9 @@ class SlidingWindows:
         from nsplayer.models.neurosync import _wav_bytes
 
         rows = math.ceil(len(pcm) / self._rate * NEUROSYNC_FPS)
-        return self._client.post(_wav_bytes(pcm, self._rate), rows)
+        answer = self._client.post(_wav_bytes(pcm, self._rate), rows)
+        self.answered = True
+        return answer
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -359,10 +383,12 @@ class LiveSession:
         report: Callable[[str], None] = lambda line: None,
         banner: str = "",
         verbose: int = 0,
+        on_model_error: str = "stop",
     ) -> None:
         self.mic, self.producer, self.animator, self.sender = mic, producer, animator, sender
         self.fps, self.gate, self.monitor, self.stats = fps, gate, monitor, stats
         self.report, self.banner, self.verbose = report, banner, verbose
+        self.on_model_error = on_model_error
         self.clock = SampleClock(mic.rate)
         self.timecode = Timecode(fps)
         self.result = LiveResult()
@@ -440,11 +466,27 @@ class LiveSession:
     def _check_faults(self) -> None:
         error = getattr(self.producer, "error", None)
         if error is not None:
-            raise NsplayerError(f"model request failed: {error}")
+            self._replace_failed_model(error)
         lost = (self.mic.overflows, self.mic.dropped)
         if self.verbose > 0 and lost != self._reported and time.monotonic() >= self._report_due:
             self._reported, self._report_due = lost, time.monotonic() + 10.0  # at most every 10 s
             self.report(f"live: input lost so far: {lost[0]} overflows, {lost[1]} blocks dropped")
+
+    def _replace_failed_model(self, error: Exception) -> None:
+        """NeuroSync failed mid-run: go on as ``on_model_error`` says (embedded, idle, stop)."""
+        if self.on_model_error == "stop" or not getattr(self.producer, "answered", True):
+            raise NsplayerError(str(error))
+        first = math.ceil(self.clock.samples * self.fps / self.mic.rate)
+        self.producer.close()
+        if self.on_model_error == "embedded":
+            from nsplayer.models import create_model
+
+            model = create_model("embedded", self.mic.rate, self.fps, causal=True)
+            self.producer = StreamingFrames(model, first)
+        else:
+            self.producer = IdleFrames(self.mic.rate, self.fps, first)
+        instead = "the embedded model" if self.on_model_error == "embedded" else "the idle face"
+        self.report(f"live: {error}; continuing with {instead}")
 
     def ease_out(self) -> None:
         """Step the idle face until speech has faded, at the frame rate, so UE never freezes
@@ -515,6 +557,7 @@ def run_live(options, settings: LiveSettings, report: Callable[[str], None]) -> 
             stats=stats,
             report=report,
             verbose=options.verbose,
+            on_model_error=options.neurosync.on_model_error,
             banner=latency_line(mic, producer.lookahead_s, options.model == "neurosync"),
         )
         mic.start()

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -161,6 +161,23 @@ def test_device_that_stops_delivering_is_one_line_and_eases_out(sink: str) -> No
     assert len(got) > 0 and got[-1, 2] < REST
 
 
+@needs_pulse
+def test_neurosync_server_lost_mid_run_falls_back_to_the_embedded_model(sink, server_url) -> None:
+    url, stop_server = server_url
+    with live(sink, "--model", "neurosync", "--url", url, "--duration", "4") as (proc, packets):
+        player = threading.Thread(target=speak, args=(sink, "Hello there, how are you? " * 3))
+        player.start()
+        time.sleep(2.5)  # windows answered
+        stop_server()
+        assert proc.wait(20) == 0
+        err = proc.stderr.read()
+        player.join()
+        got = packets.stop()
+    assert "continuing with the embedded model" in err
+    assert "Traceback" not in err
+    assert len(got) > 100
+
+
 def test_missing_input_device_is_one_line() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "nsplayer.cli", "live", "--input-device", "no-such-microphone"],
@@ -184,18 +201,33 @@ def test_timecode_is_consecutive_and_follows_a_drifting_clock() -> None:
 
 
 @pytest.fixture
-def neurosync_client() -> Iterator[object]:
-    """The real NeuroSync HTTP client talking to our own `serve` on a free loopback port."""
-    from nsplayer.config import NeuroSyncSettings
-    from nsplayer.models.neurosync import _HttpClient
+def server_url() -> Iterator[tuple[str, Callable[[], None]]]:
+    """Our own `serve` (the embedded model behind the NeuroSync API) on a free port."""
     from nsplayer.server import ServerSettings, api_url, make_server
 
     server = make_server(ServerSettings(port=0))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield _HttpClient(NeuroSyncSettings(url=api_url(server)))
-    server.shutdown()
-    server.server_close()
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            server.shutdown()
+            server.server_close()
+
+    yield api_url(server), stop
+    stop()
+
+
+@pytest.fixture
+def neurosync_client(server_url) -> object:
+    """The real NeuroSync HTTP client talking to that server."""
+    from nsplayer.config import NeuroSyncSettings
+    from nsplayer.models.neurosync import _HttpClient
+
+    return _HttpClient(NeuroSyncSettings(url=server_url[0]))
 
 
 def test_sliding_windows_send_each_frame_once_from_the_newest_window(neurosync_client) -> None:
