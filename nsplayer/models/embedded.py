@@ -137,19 +137,26 @@ class _Dynamics:
         tc = np.array(TIME_CONSTANTS)
         if causal:  # no anticipation: the lips must get there faster once they hear it
             tc[[ROUND, SPREAD, LABIO], 0] *= 0.4
-        self.attack = 1.0 - np.exp(-hop_s / tc[:, 0])
-        self.release = 1.0 - np.exp(-hop_s / tc[:, 1])
-        self.state = np.zeros(N_STATE)
+        self.coefs = list(
+            zip(
+                (1.0 - np.exp(-hop_s / tc[:, 0])).tolist(),
+                (1.0 - np.exp(-hop_s / tc[:, 1])).tolist(),
+                strict=True,
+            )
+        )
+        self.state = [0.0] * N_STATE
 
     def run(self, targets: np.ndarray) -> np.ndarray:
-        out = np.empty_like(targets)
-        s, att, rel = self.state, self.attack, self.release
-        for i, t in enumerate(targets):
-            d = t - s
-            s = s + np.where(d > 0.0, att, rel) * d
-            out[i] = s
+        # Plain floats: for 7 values a step, numpy's per-call overhead would dominate.
+        out, s, coefs = [], self.state, self.coefs
+        for row in targets.tolist():
+            s = [
+                x + (att if t > x else rel) * (t - x)
+                for x, t, (att, rel) in zip(s, row, coefs, strict=True)
+            ]
+            out.append(s)
         self.state = s
-        return out
+        return np.array(out, dtype=np.float64).reshape(len(targets), N_STATE)
 
 
 class EmbeddedModel:
@@ -290,7 +297,7 @@ class EmbeddedModel:
         vowel = g * v * (1.0 - closed)
         open_ = vowel * loud * (0.25 + 0.75 * _ramp(f1, 300.0, 650.0))
         f2n = cur["f2n"]
-        round_ = vowel * _ramp(f2n, 1.05, 0.8) * _ramp(f1, 750.0, 550.0)
+        round_ = vowel * _ramp(f2n, 1.1, 0.85) * _ramp(f1, 750.0, 550.0)
         round_ = np.maximum(round_, sh)
         spread = vowel * _ramp(f2n, 1.15, 1.35)
         accent = g * v * _ramp(cur["accent"], 1.0, 4.0)

@@ -18,7 +18,7 @@ WINDOW_S = 0.025  # analysis window: resolves F1 and two pitch periods of most v
 LPC_RATE = 8000.0  # formant analysis band 0..LPC_RATE/2
 LPC_ORDER = 10  # 4 formants + spectral tilt at 8 kHz
 PITCH_LAGS_S = np.arange(0.0025, 0.0125, 0.00025)  # 80..400 Hz
-GRID_HZ = np.arange(0.0, 4000.0, 25.0)  # where the LPC envelope is evaluated for peak picking
+GRID_HZ = np.arange(0.0, 3200.0, 40.0)  # where the LPC envelope is searched for F1, F2
 BANDS_HZ = {"low": (60.0, 300.0), "high": (2500.0, 8000.0), "air": (4000.0, 8000.0)}
 EPS = 1e-12
 
@@ -76,7 +76,8 @@ class Analyzer:
         for lo, hi in BANDS_HZ.values():
             lo = min(lo, 0.6 * sr / 2)  # narrowband audio still gets an upper band
             cols.append(((f >= lo) & (f < min(hi, sr / 2))) * ms_norm)
-        self.band_matrix = np.stack(cols, axis=1).astype(np.float32)
+        self.n_used = int(np.sum(f < min(8000.0, sr / 2)))  # no feature looks above 8 kHz
+        self.band_matrix = np.stack(cols, axis=1)[: self.n_used]
         lpc_bins = f <= min(LPC_RATE / 2, sr / 2)
         self.n_lpc = int(lpc_bins.sum())  # bins above are never used by LPC or pitch
         pre = 1.0 + 0.9**2 - 2 * 0.9 * np.cos(2 * np.pi * f / sr)  # pre-emphasis for LPC
@@ -85,12 +86,14 @@ class Analyzer:
         self.lpc_cos = (
             (pre[:, None] * np.cos(2 * np.pi * f[:, None] * lags[None, :] / LPC_RATE))
             * lag_win[None, :]
-        )[: self.n_lpc].astype(np.float32)
+        )[: self.n_lpc]
         pitch_bins = (f >= 60.0) & (f <= min(2000.0, sr / 2))
         self.pitch_cos = (
             np.cos(2 * np.pi * f[:, None] * PITCH_LAGS_S[None, :]) * pitch_bins[:, None]
-        )[: self.n_lpc].astype(np.float32)
-        self.pitch_r0 = pitch_bins[: self.n_lpc].astype(np.float32)
+        )[: self.n_lpc]
+        pitch_r0 = pitch_bins[: self.n_lpc].astype(np.float64)[:, None]
+        # One matrix, one pass over the low band: LPC lags, pitch lags, pitch energy.
+        self.low_matrix = np.concatenate([self.lpc_cos, self.pitch_cos, pitch_r0], axis=1)
         # Normalize the autocorrelation by the window's own, so voicing does not fall with lag.
         w = self.window
         wac = np.array(
@@ -124,25 +127,28 @@ class Analyzer:
 
     def _analyse(self, frames: np.ndarray) -> Features:
         frames = frames - frames.mean(axis=1, keepdims=True)  # DC offset
-        spec = np.fft.rfft((frames * self.window).astype(np.float32), self.nfft, axis=1)
-        p = (spec.real**2 + spec.imag**2).astype(np.float32)
-        bands = (p @ self.band_matrix).astype(np.float64)
+        spec = np.fft.rfft(frames * self.window, self.nfft, axis=1)  # float64: faster here
+        spec = spec[:, : self.n_used]
+        p = spec.real**2
+        p += spec.imag**2
+        bands = p @ self.band_matrix
         db = 10.0 * np.log10(bands + EPS)
         centroid = np.minimum(bands[:, 1] / (bands[:, 0] + EPS), 8000.0)
-        low = p[:, : self.n_lpc]
-        voicing, pitch = self._pitch(low)
-        f1, f2 = self._formants(low)
+        low = p[:, : self.n_lpc] @ self.low_matrix
+        n_r = LPC_ORDER + 1
+        voicing, pitch = self._pitch(low[:, n_r:-1], low[:, -1])
+        f1, f2 = self._formants(low[:, :n_r])
         return Features(db[:, 0], db[:, 2], db[:, 3], db[:, 4], voicing, pitch, f1, f2, centroid)
 
-    def _pitch(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = (p @ self.pitch_cos) / ((p @ self.pitch_r0)[:, None] + EPS) / self.pitch_wnorm
+    def _pitch(self, r: np.ndarray, r0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = r / (r0[:, None] + EPS) / self.pitch_wnorm
         best = np.argmax(r, axis=1)
         voicing = np.clip(r[np.arange(len(r)), best], 0.0, 1.0)
         pitch = np.where(voicing > 0.4, 1.0 / PITCH_LAGS_S[best], 0.0)
         return voicing, pitch
 
-    def _formants(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = (p @ self.lpc_cos).astype(np.float64)
+    def _formants(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = r.copy()
         r[:, 0] = r[:, 0] * 1.0001 + EPS  # white-noise floor keeps Levinson stable
         a = levinson(r, LPC_ORDER)
         # Peaks of the LPC envelope 1/|A|^2 are the minima of |A|^2: no log needed.
@@ -183,7 +189,12 @@ def _first_peak(env: np.ndarray, peaks: np.ndarray, lo, hi) -> np.ndarray:
     has = cand.any(axis=1)
     first = np.argmax(cand, axis=1)
     fallback = np.argmax(np.where(rng, env, -np.inf), axis=1)
-    return GRID_HZ[np.where(has, first, fallback)]
+    k = np.clip(np.where(has, first, fallback), 1, len(GRID_HZ) - 2)
+    rows = np.arange(len(env))
+    left, mid, right = env[rows, k - 1], env[rows, k], env[rows, k + 1]
+    curve = left - 2.0 * mid + right  # parabolic interpolation between grid points
+    shift = np.where(curve < 0.0, 0.5 * (left - right) / np.minimum(curve, -EPS), 0.0)
+    return GRID_HZ[k] + np.clip(shift, -0.5, 0.5) * (GRID_HZ[1] - GRID_HZ[0])
 
 
 def _empty() -> Features:
