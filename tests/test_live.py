@@ -175,7 +175,7 @@ def test_neurosync_server_lost_mid_run_falls_back_to_the_embedded_model(sink, se
         got = packets.stop()
     assert "continuing with the embedded model" in err
     assert "Traceback" not in err
-    assert len(got) > 100
+    assert len(got) > 30  # frames only once a whole window is in, then from the fallback
 
 
 def test_missing_input_device_is_one_line() -> None:
