@@ -76,7 +76,7 @@ class Analyzer:
         for lo, hi in BANDS_HZ.values():
             lo = min(lo, 0.6 * sr / 2)  # narrowband audio still gets an upper band
             cols.append(((f >= lo) & (f < min(hi, sr / 2))) * ms_norm)
-        self.n_used = int(np.sum(f < min(8000.0, sr / 2)))  # no feature looks above 8 kHz
+        self.n_used = int(np.sum(f <= min(8000.0, sr / 2)))  # no feature looks above 8 kHz
         self.band_matrix = np.stack(cols, axis=1)[: self.n_used]
         lpc_bins = f <= min(LPC_RATE / 2, sr / 2)
         self.n_lpc = int(lpc_bins.sum())  # bins above are never used by LPC or pitch
