@@ -100,8 +100,11 @@ def infer(pcm: np.ndarray, rate: int, rows: int = N_SHAPES) -> np.ndarray:
     finally:
         model.close()
     frames = frames[:, :N_SHAPES]
-    if rows == N_SHAPES:
-        return frames
+    return frames if rows == N_SHAPES else with_neutral_emotions(frames)
+
+
+def with_neutral_emotions(frames: np.ndarray) -> np.ndarray:
+    """61-value rows to 68: emotion scores Neutral = 1, the others 0."""
     emotions = np.zeros((len(frames), len(EMOTION_NAMES)), np.float32)
     emotions[:, _NEUTRAL] = 1.0
     return np.hstack([frames, emotions])

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from nsplayer.config import NeuroSyncSettings
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
-from nsplayer.models.neurosync import NeuroSyncModel, _HttpClient
+from nsplayer.models.neurosync import NeuroSyncModel, _HttpClient, _wav_bytes
 from nsplayer.server import API_PATH, ServerSettings, infer, make_server
 
 RATE = 16000
@@ -70,7 +70,8 @@ def serve_url() -> Iterator[str]:
 def test_short_file_is_one_request_with_exact_frames(serve_url: str) -> None:
     pcm = speechlike(1.5)
     frames = run(NeuroSyncModel(RATE, 60, settings(serve_url)), pcm)
-    np.testing.assert_allclose(frames, infer(pcm, RATE), atol=2e-3)  # 16-bit WAV
+    sent, _ = sf.read(io.BytesIO(_wav_bytes(pcm, RATE)), dtype="float32")  # as 16-bit WAV
+    np.testing.assert_allclose(frames, infer(sent, RATE), atol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,8 @@ import soundfile as sf
 from urllib3.exceptions import NewConnectionError
 
 from nsplayer.errors import NsplayerError
-from nsplayer.models.base import EMOTION_NAMES, N_SHAPES, N_WITH_EMOTIONS, FaceModel
+from nsplayer.models.base import N_SHAPES, N_WITH_EMOTIONS, FaceModel
+from nsplayer.server import is_loopback, with_neutral_emotions
 
 if TYPE_CHECKING:
     from nsplayer.config import NeuroSyncSettings
@@ -51,7 +52,6 @@ REQUEST_ALLOWANCE_S = 1.0  # expected worst request time on a healthy server
 BACKOFF_S = 0.2  # first retry delay; doubles per attempt
 FAR_OUT_OF_RANGE = 1.5  # |value| beyond this is garbage, not overshoot
 _ROW_BYTES = N_WITH_EMOTIONS * 24  # generous JSON size of one row
-_NEUTRAL = EMOTION_NAMES.index("Neutral")
 
 
 class _Pending(NamedTuple):
@@ -71,8 +71,6 @@ class _HttpClient:
     """Posts WAV segments and returns validated, sanitized rows. Thread-safe."""
 
     def __init__(self, settings: NeuroSyncSettings) -> None:
-        from nsplayer.server import is_loopback
-
         self.url = settings.url
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -522,9 +520,7 @@ class NeuroSyncModel(FaceModel):
         if self._width == N_SHAPES:
             return rows[:, :N_SHAPES]
         if self._width == N_WITH_EMOTIONS and rows.shape[1] == N_SHAPES:
-            emotions = np.zeros((len(rows), len(EMOTION_NAMES)), np.float32)
-            emotions[:, _NEUTRAL] = 1.0
-            rows = np.hstack([rows, emotions])
+            return with_neutral_emotions(rows)
         return rows
 
     def _exact(self, rows: np.ndarray, total: int) -> np.ndarray:
