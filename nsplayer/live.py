@@ -533,8 +533,8 @@ def run_live(options, settings: LiveSettings, report: Callable[[str], None]) -> 
         closers.append(sender.close)
         monitor = None
         if settings.monitor:
-            monitor = DeviceSink(
-                mic.rate, 1, device=options.device, buffer_ms=2 * settings.block_ms
+            monitor = DeviceSink(  # room for the input that arrives while the output warms up
+                mic.rate, 1, device=options.device, buffer_ms=2 * settings.block_ms, capacity_s=3.0
             )
             closers.append(monitor.close)
         animator = Animator(
