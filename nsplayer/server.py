@@ -13,6 +13,7 @@ import io
 import ipaddress
 import json
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -238,6 +239,8 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = False
     block_on_close = True
+    # On Windows SO_REUSEADDR lets a second server take a port in use: report it instead.
+    allow_reuse_address = sys.platform != "win32"
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
