@@ -256,7 +256,14 @@ def _parse_gains(items: tuple[str, ...]) -> dict[str, float]:
     return gains
 
 
-def _finish(result) -> None:
+def _finish(result, options) -> None:
+    if options.verbose > 0:
+        click.echo(
+            f"nsplayer: sent {result.frames_sent} frames ({result.speech_frames} speech) "
+            f"on the {result.sink} sink; dropped {result.dropped}, model late "
+            f"{result.missing}, underruns {result.underruns}",
+            err=True,
+        )
     if result.exit_code:
         sys.exit(result.exit_code)
 
@@ -272,7 +279,7 @@ def play(ctx: click.Context, source: str, raw: bool, rate, channels, sample_form
     from nsplayer.audio.sources import open_source
 
     options = build_options(ctx, params)
-    _finish(player.play(open_source(source, raw, rate, channels, sample_format), options))
+    _finish(player.play(open_source(source, raw, rate, channels, sample_format), options), options)
 
 
 @main.command()
@@ -292,7 +299,7 @@ def replay(
 
     options = build_options(ctx, params)
     source = open_source(audio, raw, rate, channels, sample_format)
-    _finish(player.replay(source, Path(shapes), options))
+    _finish(player.replay(source, Path(shapes), options), options)
 
 
 @main.command()
@@ -303,7 +310,8 @@ def idle(ctx: click.Context, duration: float | None, **params):
     """Send the idle animation only (blinks, gaze, breathing) until Ctrl-C."""
     from nsplayer import player
 
-    _finish(player.idle(build_options(ctx, params), duration))
+    options = build_options(ctx, params)
+    _finish(player.idle(options, duration), options)
 
 
 @main.command()

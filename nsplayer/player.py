@@ -265,7 +265,7 @@ def _drive(
         return run.finish(stopped_by)
     finally:
         sink.close()
-        feed.join(timeout=1.0)
+        feed.join(timeout=1.0 if stopped_by is None else 0.2)  # may be stuck reading stdin
         if model is not None and not feed.is_alive():
             model.close()
         source.close()

@@ -174,7 +174,8 @@ def test_user_errors_are_one_line(tmp_path, args, message):
 
 
 @needs_espeak
-def test_sigint_eases_the_face_out_and_exits_130(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signals_ease_the_face_out_and_exit_128_plus_signal(tmp_path, signum):
     wav = tmp_path / "long.wav"
     wav.write_bytes(espeak("Ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah."))
     cap = Capture()
@@ -185,8 +186,8 @@ def test_sigint_eases_the_face_out_and_exits_130(tmp_path):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (jaw(cap.frames) > 0.2).sum() < 10:
         time.sleep(0.02)  # wait until the mouth is busy
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 130
+    proc.send_signal(signum)
+    assert proc.wait(timeout=10) == 128 + signum  # 130 for Ctrl-C
     frames = cap.stop()
     assert_consecutive(frames)
     curve = jaw(frames)
