@@ -160,3 +160,16 @@ def test_factory() -> None:
         create_model("nope", 16000)
     with pytest.raises(NsplayerError):
         create_model("embedded", 1000)
+
+
+@needs_espeak
+@pytest.mark.parametrize("fps", [30, 50])
+def test_other_frame_rates(sentence: espeak_events.Utterance, fps: int) -> None:
+    model = create_model("embedded", sentence.sample_rate, fps, causal=True)
+    assert model.lookahead_s <= 0.030
+    rows = np.concatenate([model.feed(sentence.audio), model.flush()])
+    assert len(rows) == math.ceil(len(sentence.audio) * fps / sentence.sample_rate)
+    ref = run(sentence.audio, sentence.sample_rate, causal=True)  # 60 fps
+    jaw_ref = ref[np.round(np.arange(len(rows)) * 60 / fps).astype(int).clip(0, len(ref) - 1)]
+    corr = np.corrcoef(rows[:, N.JAW_OPEN], jaw_ref[:, N.JAW_OPEN])[0, 1]
+    assert corr > 0.8  # the same animation, sampled at another rate

@@ -330,7 +330,7 @@ def _to_channels(s: np.ndarray) -> np.ndarray:
         (N.MOUTH_UPPER_UP_LEFT, N.MOUTH_UPPER_UP_RIGHT, 0.3 * lab + (0.2 * o + 0.1 * sib) * shut),
         (N.MOUTH_LOWER_DOWN_LEFT, N.MOUTH_LOWER_DOWN_RIGHT, 0.35 * o * (1.0 - lab) * shut),
         (N.CHEEK_SQUINT_LEFT, N.CHEEK_SQUINT_RIGHT, 0.1 * sp),
-        (N.BROW_OUTER_UP_LEFT, N.BROW_OUTER_UP_RIGHT, 0.2 * acc),
+        (N.BROW_OUTER_UP_LEFT, N.BROW_OUTER_UP_RIGHT, 0.3 * acc),
     ):
         out[:, left] = val
         out[:, right] = val
@@ -338,6 +338,6 @@ def _to_channels(s: np.ndarray) -> np.ndarray:
     out[:, N.MOUTH_ROLL_UPPER] = 0.15 * c
     out[:, N.MOUTH_SHRUG_UPPER] = 0.25 * lab
     out[:, N.MOUTH_SHRUG_LOWER] = 0.15 * c
-    out[:, N.BROW_INNER_UP] = 0.3 * acc
-    out[:, N.HEAD_PITCH] = 0.015 * acc
+    out[:, N.BROW_INNER_UP] = 0.5 * acc
+    out[:, N.HEAD_PITCH] = 0.02 * acc  # a nod of up to 3.6° on accents (rotation / 180°)
     return out
