@@ -4,12 +4,15 @@ Pipeline per analysis frame (``OVERSAMPLE`` frames per output frame):
 
 1. ``features.Analyzer``: level, band levels, voicing, pitch, F1/F2 (LPC), centroid.
 2. ``_LevelTracker``: an adaptive noise floor and speech level, so quiet and loud
-   recordings animate alike and steady background noise keeps the mouth at rest.
+   recordings animate alike and steady background noise keeps the mouth at rest; per-band
+   noise floors are subtracted so weak consonants keep their shape in noise; F2 is
+   normalized by the speaker's running mean, so voices of any size map alike.
 3. ``_targets``: how strongly each mouth shape is indicated — open (F1 and loudness),
    closed (a gap or a nasal/voiced murmur inside speech: p/b/m), rounded (low F2; "sh"),
-   spread (high F2), labiodental (weak frication: f/v), sibilant (strong frication: s/z).
-   Offline mode also sees ``OFFLINE_LOOKAHEAD_S`` ahead, so lips close and round a little
-   before the sound, as people do.
+   spread (high F2), labiodental (weak, hissy frication: f/v), sibilant (loud hiss: s/z).
+   Causal mode looks at most 30 ms ahead, spent on closing the lips in time; offline mode
+   also sees ``OFFLINE_LOOKAHEAD_S`` ahead, so lips close and round a little before the
+   sound, as people do.
 4. ``_Dynamics``: per-shape asymmetric attack/release (closures snap shut, openings
    ease), which is what keeps fast speech from flapping.
 5. ``_to_channels``: shapes -> the 61 Live Link values; pitch and loudness accents lift the
