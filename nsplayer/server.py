@@ -96,8 +96,9 @@ def infer(pcm: np.ndarray, rate: int, rows: int = N_SHAPES) -> np.ndarray:
     estimates no emotion, and a fixed neutral keeps the emotion overlay of clients inert.
     """
     model = create_model("embedded", rate, FPS, causal=False)
-    try:
-        frames = np.concatenate([model.feed(pcm), model.flush()]).astype(np.float32)
+    try:  # fed in 1 s blocks: the model streams, so memory stays flat for long clips
+        parts = [model.feed(pcm[i : i + rate]) for i in range(0, len(pcm), rate)]
+        frames = np.concatenate([*parts, model.flush()]).astype(np.float32)
     finally:
         model.close()
     frames = frames[:, :N_SHAPES]
