@@ -235,7 +235,10 @@ def _drive(
     source: AudioSource, options: Options, model: FaceModel | None, rows: np.ndarray | None
 ) -> PlayResult:
     lookahead = model.lookahead_s if model is not None else 0.0
-    prebuffer_ms = options.buffer_ms + 1000.0 * lookahead  # frames are ready when audio starts
+    prebuffer_ms = max(options.buffer_ms, 1000.0 * lookahead + 20.0)  # frames ready at start
+    # Announce every audio (re)start early enough for the scheduler to see it (1.5 frame
+    # periods) and for a face that leads the sound (negative --av-offset) to be on time.
+    start_lead = 1.5 / options.fps + 0.005 + max(0.0, -options.av_offset_ms / 1000.0)
     sink = open_sink(
         source.sample_rate,
         source.channels,
@@ -244,6 +247,7 @@ def _drive(
         buffer_ms=prebuffer_ms,
         underrun=options.underrun,
         capacity_s=max(1.0, 2.5 * prebuffer_ms / 1000.0),
+        start_lead=start_lead,
     )
     feed = _Feed(source, sink, model)
     if rows is not None:

@@ -296,3 +296,34 @@ def test_cli_module_runs_without_a_display():
     proc = subprocess.run([*NSPLAYER, "devices"], capture_output=True, env=env, check=False)
     assert proc.returncode in (0, 1)
     assert b"Traceback" not in proc.stderr
+
+
+FAST_PRODUCER = """
+import sys
+from pathlib import Path
+chunk, written = bytes(4410), 0
+try:
+    while written < 600 * 44100:  # ten minutes of 22050 Hz s16 audio, as fast as possible
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        written += len(chunk)
+except BrokenPipeError:
+    pass
+Path(sys.argv[1]).write_text(str(written))
+"""
+
+
+def test_fast_producer_is_held_back_by_backpressure(tmp_path):
+    count = tmp_path / "written"
+    producer = subprocess.Popen(
+        [sys.executable, "-c", FAST_PRODUCER, str(count)], stdout=subprocess.PIPE
+    )
+    args = ["play", "-", "--raw", "--rate", "22050", "--no-audio", "--target", "127.0.0.1:9"]
+    player = subprocess.Popen([*NSPLAYER, *args, "-q"], stdin=producer.stdout)
+    producer.stdout.close()
+    time.sleep(2.0)
+    player.send_signal(signal.SIGINT)
+    assert player.wait(timeout=10) == 130
+    producer.wait(timeout=10)
+    # the player read about a second ahead (its ring) plus pipe buffers, not ten minutes
+    assert int(count.read_text()) < 1_000_000

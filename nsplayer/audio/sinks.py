@@ -243,9 +243,10 @@ class Sink:
 class NullSink(Sink):
     """Plays nothing, but consumes samples at real time with virtual callbacks.
 
-    ``clock`` (default ``time.monotonic``) can be injected for deterministic tests;
-    ``latency`` pretends an output latency like a device's, so the scheduler path is the
-    same as with a sound card.
+    Virtual callbacks of ``block`` samples (10 ms by default) run whenever the sink is
+    asked anything, so the scheduler path is the same as with a sound card. ``clock``
+    (default ``time.monotonic``) can be injected for deterministic tests; ``latency``
+    can pretend a device's output latency (default none: heard when consumed).
     """
 
     kind = "null"
@@ -256,7 +257,7 @@ class NullSink(Sink):
         channels: int = 1,
         *,
         clock: Callable[[], float] = time.monotonic,
-        latency: float = 0.05,
+        latency: float = 0.0,
         block: int | None = None,
         **kwargs: object,
     ) -> None:
@@ -458,12 +459,18 @@ def open_sink(
     buffer_ms: float = 100.0,
     underrun: str = "silence",
     capacity_s: float = 1.0,
+    start_lead: float = 0.04,
 ) -> Sink:
     """The device sink, or the null sink with one line on stderr when there is no device.
 
     An explicit ``device`` that cannot be opened is an error rather than a silent fallback.
     """
-    common = {"buffer_ms": buffer_ms, "underrun": underrun, "capacity_s": capacity_s}
+    common = {
+        "buffer_ms": buffer_ms,
+        "underrun": underrun,
+        "capacity_s": capacity_s,
+        "start_lead": start_lead,
+    }
     if no_audio:
         return NullSink(sample_rate, channels, **common)
     try:
