@@ -200,6 +200,26 @@ def test_500_then_success_is_retried(faulty) -> None:
     assert srv.count == 2 and frames.shape == (60, 61)
 
 
+@pytest.mark.parametrize("inflight", [1, 2])
+def test_at_most_max_inflight_requests_at_once(faulty, inflight: int) -> None:
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def counting(h, n, body):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        threading.Event().wait(0.05)  # overlap the requests the client allows
+        with lock:
+            state["now"] -= 1
+        good(h, n, body)
+
+    srv = faulty(counting)
+    pcm = speechlike(20.0)  # fed at once: every segment is queued immediately
+    run(NeuroSyncModel(RATE, 60, settings(srv.url, max_inflight=inflight)), pcm, len(pcm))
+    assert srv.count >= 6 and state["most"] <= inflight
+
+
 def test_400_is_not_retried(faulty) -> None:
     srv = faulty(lambda h, n, body: answer(h, 400, b'{"error": "bad audio"}'))
     with pytest.raises(NsplayerError, match=r"refused the request: HTTP 400"):
