@@ -364,9 +364,11 @@ class DeviceSink(Sink):
     def _callback(self, outdata: np.ndarray, frames: int, timing, status) -> None:
         if status:
             self.status_errors += 1
+        current = float(timing.currentTime) or float(self._stream.time)
         if self._held:
-            self._warm_up(float(timing.currentTime), frames)
-        self._consume(outdata, float(timing.outputBufferDacTime))
+            self._warm_up(current, frames)
+        # Host APIs without DAC timestamps report 0: fall back to now + nominal latency.
+        self._consume(outdata, float(timing.outputBufferDacTime) or current + self.latency)
 
     def _warm_up(self, current: float, frames: int) -> None:
         """Release playback once callbacks come paced by the device, not in a burst."""
