@@ -397,7 +397,9 @@ def live(ctx: click.Context, rate, block_ms, monitor, hop_ms, duration, no_vad, 
     settings = LiveSettings(rate=rate, block_ms=block_ms, monitor=monitor, hop_ms=hop_ms,
                             duration=duration, gate=not no_vad)
     quiet = options.verbose < 0
-    _finish(run_live(options, settings, lambda line: quiet or click.echo(line, err=True)))
+    result = run_live(options, settings, lambda line: quiet or click.echo(line, err=True))
+    if result.exit_code:
+        sys.exit(result.exit_code)
 
 
 if __name__ == "__main__":

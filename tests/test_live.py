@@ -8,6 +8,7 @@ packets on a free loopback port. They skip with the reason when PulseAudio is no
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import signal
@@ -19,8 +20,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from livelink import FrameTime, LiveLinkReceiver
+from livelink import REGIONS, FrameTime, LiveLinkReceiver
 from livelink.names import JAW_OPEN
 from nsplayer.live import SlidingWindows, Timecode
 
@@ -64,25 +66,26 @@ def sink() -> Iterator[str]:
 
 
 class Packets(threading.Thread):
-    """Receives (arrival, frame number, JawOpen) on a free port until stopped."""
+    """Receives (arrival, frame number, JawOpen, largest mouth shape) on a free port."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.rx = LiveLinkReceiver(port=0, timeout=0.1)
-        self.got: list[tuple[float, int, float]] = []
+        self.got: list[tuple[float, int, float, float]] = []
         self.running = True
 
     def run(self) -> None:
         while self.running:
             for frame, arrival, _ in self.rx:
-                self.got.append((arrival, frame.time.frame, float(frame.values[JAW_OPEN])))
+                mouth = float(frame.values[list(REGIONS["mouth"])].max())
+                self.got.append((arrival, frame.time.frame, float(frame.values[JAW_OPEN]), mouth))
 
     def stop(self) -> np.ndarray:
         time.sleep(0.2)
         self.running = False
         self.join(2.0)
         self.rx.close()
-        return np.array(self.got).reshape(-1, 3)
+        return np.array(self.got).reshape(-1, 4)
 
 
 @contextlib.contextmanager
@@ -121,12 +124,32 @@ def test_speech_moves_the_jaw_and_silence_leaves_it_at_rest(sink: str) -> None:
         spoke = speak(sink, "Hello there, how are you?")
         assert proc.wait(20) == 0, proc.stderr.read()
         got = packets.stop()
-    arrival, frames, jaw = got.T
+    arrival, frames, jaw, _ = got.T
     assert len(got) > 200
     assert (np.diff(frames) == 1).all()  # consecutive timecode, one packet per frame
     assert jaw[arrival < spoke].max() < REST
     assert jaw[(arrival > spoke) & (arrival < spoke + 2.5)].max() > SPEECH
     assert jaw[-20:].max() < REST  # the silence after the speech
+
+
+@needs_pulse
+def test_keyboard_clicks_leave_the_mouth_at_rest(sink: str) -> None:
+    """The model alone moves the mouth on clicks (about 0.5); the voice gate keeps it still."""
+    rng = np.random.default_rng(3)
+    rate, n = 44100, int(0.008 * 44100)
+    clicks = (0.001 * rng.standard_normal(2 * rate)).astype(np.float32)
+    for start in np.arange(0.05, 1.9, 0.13):  # fast typing: 8 ms bursts, 2 ms decay
+        i = int(start * rate)
+        clicks[i : i + n] += 0.6 * rng.standard_normal(n) * np.exp(-np.arange(n) / (0.002 * rate))
+    wav = io.BytesIO()
+    sf.write(wav, clicks, rate, format="WAV", subtype="PCM_16")
+    with live(sink, "--duration", "2.5") as (proc, packets):
+        subprocess.run(["paplay", "-d", sink], input=wav.getvalue(), check=True)
+        assert proc.wait(20) == 0
+        got = packets.stop()
+    assert len(got) > 60
+    assert got[:, 2].max() < REST
+    assert got[:, 3].max() < REST
 
 
 @needs_pulse
