@@ -14,6 +14,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -187,6 +188,16 @@ class _Run:
                 return
             self.send(self.scheduler.plan(None), None)
 
+    def play_out(self, stop: _Stop) -> None:
+        """Idle frames while the rest of the audio plays (e.g. a CSV shorter than its audio)."""
+        progress, changed = -1, time.monotonic()
+        while stop.signum is None and not self.sink.played():
+            if self.sink.consumed != progress:
+                progress, changed = self.sink.consumed, time.monotonic()
+            elif time.monotonic() - changed > 2.0:
+                return  # the device stopped taking samples: do not wait forever
+            self.send(self.scheduler.plan(None), None)
+
     def finish(self, stopped_by: int | None) -> PlayResult:
         self.sender.close()
         options = self.options
@@ -259,13 +270,18 @@ def _drive(
             _announce(source, sink, options)
         with _stop_on_signals() as stop, _fine_thread_switching():
             feed.start()
-            run.loop(feed, stop)
-            stopped_by = stop.signum
-            if stopped_by is not None:
+            failure = None
+            try:
+                run.loop(feed, stop)
+            except Exception as exc:  # the source or model failed mid-stream: still ease out
+                failure = exc
+            if stop.signum is not None or failure is not None:
                 sink.stop_audio()
             run.ease_out()
-            if stopped_by is None:
-                sink.drain(timeout=1.0)
+            if failure is not None:
+                raise failure
+            run.play_out(stop)
+            stopped_by = stop.signum
         return run.finish(stopped_by)
     finally:
         sink.close()

@@ -327,3 +327,17 @@ def test_fast_producer_is_held_back_by_backpressure(tmp_path):
     producer.wait(timeout=10)
     # the player read about a second ahead (its ring) plus pipe buffers, not ten minutes
     assert int(count.read_text()) < 1_000_000
+
+
+def test_replay_with_a_csv_shorter_than_its_audio_plays_the_audio_out(tmp_path):
+    audio = tmp_path / "one_second.wav"
+    sf.write(audio, np.zeros(16000, np.float32), 16000)
+    csv = tmp_path / "short.csv"
+    write_csv(csv, np.full((18, 61), 0.3, np.float32), fps=FPS)  # 0.3 s of frames
+    stats = tmp_path / "s.json"
+    args = ["replay", str(audio), str(csv), "--no-audio", "--target", "127.0.0.1:9", "-q"]
+    proc = run([*args, "--stats", str(stats)])
+    assert proc.returncode == 0, proc.stderr
+    summary = read_stats(stats)["summary"]
+    assert summary["speech_frames"] + read_stats(stats)["dropped"] == 18
+    assert summary["frames_sent"] >= 0.8 * FPS  # idle frames until the second was heard

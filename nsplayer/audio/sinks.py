@@ -168,6 +168,21 @@ class Sink:
                 return
             time.sleep(self._wait_step())
 
+    def played(self) -> bool:
+        """True once the input has ended and every written sample has been heard."""
+        self._advance()
+        with self._cond:
+            if not self._ended or self._consumed < self._written:
+                return False
+            last = self._written - 1
+        heard = self.dac_time(last) if last >= 0 else None
+        return heard is None or heard <= self.now()
+
+    @property
+    def consumed(self) -> int:
+        """Samples handed to the device so far."""
+        return self._consumed
+
     def stop_audio(self) -> None:
         """Play silence from now on and refuse writes; the clock keeps running."""
         with self._cond:
