@@ -341,3 +341,20 @@ def test_replay_with_a_csv_shorter_than_its_audio_plays_the_audio_out(tmp_path):
     summary = read_stats(stats)["summary"]
     assert summary["speech_frames"] + read_stats(stats)["dropped"] == 18
     assert summary["frames_sent"] >= 0.8 * FPS  # idle frames until the second was heard
+
+
+@pytest.mark.skipif(not _pulse_running(), reason="needs ALSA's default device to be PulseAudio")
+def test_no_output_device_falls_back_to_the_null_sink_with_one_line(speech_wav, tmp_path):
+    env = dict(os.environ, PULSE_SERVER="unix:/nonexistent")  # the default device cannot open
+    stats = tmp_path / "s.json"
+    proc = subprocess.run(
+        [*NSPLAYER, "play", str(speech_wav), "--target", "127.0.0.1:9", "-q", "--stats", stats],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    notice = [line for line in proc.stderr.decode().splitlines() if line.startswith("nsplayer:")]
+    assert len(notice) == 1 and "null sink" in notice[0] and "nsplayer devices" in notice[0]
+    assert read_stats(stats)["sink"] == "null"
