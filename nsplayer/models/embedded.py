@@ -302,7 +302,7 @@ class EmbeddedModel:
         f2n = cur["f2n"]
         round_ = vowel * _ramp(f2n, 1.1, 0.85) * _ramp(f1, 750.0, 550.0)
         round_ = np.maximum(round_, sh)
-        spread = vowel * _ramp(f2n, 1.15, 1.35)
+        spread = vowel * _ramp(f2n, 1.1, 1.3)
         accent = g * v * _ramp(cur["accent"], 1.0, 4.0)
 
         return np.stack([open_, closed, round_, spread, labio, sibilant, accent], axis=1)
