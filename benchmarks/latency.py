@@ -2,7 +2,7 @@
 
 live: a private PulseAudio null sink is loaded; this script plays vowel bursts with a
 sharp onset into it while `nsplayer live` records its monitor (PULSE_SOURCE) and sends
-to a LiveLinkReceiver here. For each burst:
+to a LiveLinkReceiver in a separate process. For each burst:
 
 * onset DAC time: from the output callback (``outputBufferDacTime`` of the buffer holding
   the onset sample, converted to ``time.monotonic()``);
@@ -12,9 +12,10 @@ to a LiveLinkReceiver here. For each burst:
 * the first received packet whose JawOpen rises above a threshold after the onset.
 
 live latency = packet arrival - onset ADC time, split with `live --stats` (per-frame
-capture, block arrival, model ready and send times) into input buffering (device +
-block), model (look-ahead, onset-to-frame rounding, the frames the jaw needs to move,
-compute) and send (animator, pacing, UDP).
+capture, block arrival, model ready and send times, timecode frame number) into input
+buffering (device + block), the model's look-ahead, the response (from the onset to the
+time of the frame whose JawOpen first crosses the threshold: the model's attack and the
+animator's blend-in, plus rounding to the frame grid) and compute + send.
 
 play -: `nsplayer play -` is started and left to import and block on stdin; then espeak-ng
 speech is written to it. Latency = arrival of the packet of the stream's first frame - the
@@ -41,9 +42,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-
-from livelink import LiveLinkReceiver
-from livelink.names import JAW_OPEN
 
 RATE = 48000
 BURST_S, GAP_S = 0.35, 0.9
@@ -104,28 +102,40 @@ def private_null_sink(name: str) -> Iterator[str]:
         subprocess.run(["pactl", "unload-module", out.stdout.strip()], check=False)
 
 
-class Receiver(threading.Thread):
-    """Collects (arrival, JawOpen) for every packet on a free loopback port."""
+_RECEIVER = """
+import sys, threading
+from livelink import LiveLinkReceiver
+from livelink.names import JAW_OPEN
+rx = LiveLinkReceiver(port=0)
+print(rx.port, flush=True)
+done = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+got = []
+while not done.is_set():
+    item = rx.receive(0.05)
+    if item is not None:
+        got.append((item[1], item[0].time.frame, float(item[0].values[JAW_OPEN])))
+print("\\n".join(f"{t!r} {f} {j!r}" for t, f, j in got))
+"""
+
+
+class Receiver:
+    """A separate process stamping packet arrivals (time.monotonic is system-wide), so this
+    process's audio callbacks cannot delay the stamps. Yields (arrival, frame, JawOpen)."""
 
     def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.rx = LiveLinkReceiver(port=0, timeout=0.2)
-        self.packets: list[tuple[float, float]] = []
-        self.running = True
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _RECEIVER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.port = int(self.proc.stdout.readline())
 
-    def run(self) -> None:
-        while self.running:
-            with contextlib.suppress(TimeoutError):
-                for frame, arrival, _addr in self.rx:
-                    self.packets.append((arrival, float(frame.values[JAW_OPEN])))
-                    if not self.running:
-                        break
-
-    def stop(self) -> list[tuple[float, float]]:
-        self.running = False
-        self.join(2.0)
-        self.rx.close()
-        return self.packets
+    def stop(self) -> list[tuple[float, int, float]]:
+        out, _ = self.proc.communicate("", timeout=10)
+        rows = (line.split() for line in out.splitlines() if line.strip())
+        return [(float(t), int(f), float(j)) for t, f, j in rows]
 
 
 class Player:
@@ -172,7 +182,7 @@ class Recorder:
             samplerate=RATE,
             channels=1,
             dtype="float32",
-            blocksize=int(RATE * 0.005),
+            blocksize=int(RATE * 0.02),
             latency="low",
             callback=self._callback,
         )
@@ -206,7 +216,6 @@ def measure_live(bursts: int, extra: list[str]) -> dict[str, list[float]]:
         os.environ["PULSE_SOURCE"] = f"{name}.monitor"
         stats_path = Path(tmp) / "stats.json"
         receiver = Receiver()
-        receiver.start()
         duration = len(signal) / RATE + 2.0
         live = subprocess.Popen(
             [
@@ -217,7 +226,7 @@ def measure_live(bursts: int, extra: list[str]) -> dict[str, list[float]]:
                 "--input-device",
                 "pulse",
                 "--target",
-                f"127.0.0.1:{receiver.rx.port}",
+                f"127.0.0.1:{receiver.port}",
                 "--stats",
                 str(stats_path),
                 "--duration",
@@ -244,22 +253,23 @@ def measure_live(bursts: int, extra: list[str]) -> dict[str, list[float]]:
 
 def split_live(dacs, adcs, packets, stats) -> dict[str, list[float]]:
     frames = stats["frames"]
-    sent = np.array(frames["sent"])
-    rows: dict[str, list[float]] = {k: [] for k in ("pulse", "total", "input", "model", "send")}
+    by_number = {number: k for k, number in enumerate(frames["frame"])}
+    names = ("pulse", "total", "input", "lookahead", "response", "send")
+    rows: dict[str, list[float]] = {name: [] for name in names}
     lookahead = stats["lookahead_s"]
     for dac in dacs:
         adc = min((a for a in adcs if a >= dac - 0.05), default=None, key=lambda a: abs(a - dac))
-        hit = next(((t, j) for t, j in packets if t > dac and j > JAW_THRESHOLD), None)
-        if adc is None or hit is None or hit[0] - dac > GAP_S:
+        hit = next((p for p in packets if p[0] > dac and p[2] > JAW_THRESHOLD), None)
+        if adc is None or hit is None or hit[0] - dac > GAP_S or hit[1] not in by_number:
             continue
-        arrival = hit[0]
-        k = int(np.searchsorted(sent, arrival, side="right") - 1)  # the frame that packet was
+        arrival, k = hit[0], by_number[hit[1]]  # the packet, and its frame in --stats
         audio_needed = frames["capture"][k] + lookahead
         rows["pulse"].append(adc - dac)
         rows["total"].append(arrival - adc)
         rows["input"].append(frames["arrival"][k] - audio_needed)
-        rows["model"].append(audio_needed - adc + frames["ready"][k] - frames["arrival"][k])
-        rows["send"].append(arrival - frames["ready"][k])
+        rows["lookahead"].append(lookahead)
+        rows["response"].append(frames["capture"][k] - adc)
+        rows["send"].append(arrival - frames["arrival"][k])
         if os.environ.get("LATENCY_DEBUG"):
             print(f"<!-- {' '.join(f'{n}={1000 * v[-1]:.1f}' for n, v in rows.items())} -->")
     return rows
@@ -283,12 +293,11 @@ def measure_stdin(runs: int, sound: bool) -> list[float]:
     results = []
     for _ in range(runs):
         receiver = Receiver()
-        receiver.start()
         with tempfile.TemporaryDirectory() as tmp:
             stats_path = Path(tmp) / "stats.json"
             play = subprocess.Popen(
                 [sys.executable, "-m", "nsplayer.cli", "play", "-", "--stats", str(stats_path),
-                 "--target", f"127.0.0.1:{receiver.rx.port}",
+                 "--target", f"127.0.0.1:{receiver.port}",
                  *([] if sound else ["--no-audio"])],
                 stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )  # fmt: skip
@@ -315,8 +324,9 @@ def table(live: dict[str, list[float]] | None, stdin: dict[str, list[float]] | N
         names = {
             "total": ("live: audio in -> packet out", "p95 <= 60"),
             "input": ("  input buffering (device + block)", ""),
-            "model": ("  model (look-ahead, response, compute)", ""),
-            "send": ("  send (animator, pacing, UDP)", ""),
+            "lookahead": ("  model look-ahead", ""),
+            "response": ("  response: onset to the frame whose jaw opens", ""),
+            "send": ("  compute + send (model, gate, animator, UDP)", ""),
             "pulse": ("  PulseAudio null-sink path (not counted)", ""),
         }
         for key, (label, target) in names.items():
@@ -337,6 +347,7 @@ def main() -> None:
     parser.add_argument("--skip-stdin", action="store_true")
     parser.add_argument("--live-args", default="", help="extra `nsplayer live` options, quoted")
     args = parser.parse_args()
+    sys.setswitchinterval(0.0005)  # the receiver thread stamps arrivals without waiting for the GIL
     live = stdin = None
     if not args.skip_live:
         if (

@@ -352,6 +352,7 @@ class Stats:
     """Per-frame times (monotonic) for ``--stats``: what the latency benchmark splits."""
 
     index: array = field(default_factory=lambda: array("q"))
+    frame: array = field(default_factory=lambda: array("q"))  # timecode frame number sent
     capture: array = field(default_factory=lambda: array("d"))  # when frame's audio was captured
     arrival: array = field(default_factory=lambda: array("d"))  # block completing it arrived
     ready: array = field(default_factory=lambda: array("d"))  # model returned it
@@ -445,14 +446,15 @@ class LiveSession:
         if wait > 0:
             time.sleep(wait)
         capture = self.clock.capture_time(audio_t * self.mic.rate)
-        self.sender.send(values, self.timecode.at(index, capture))
+        frame_time = self.timecode.at(index, capture)
+        self.sender.send(values, frame_time)
         self._last_send = sent = time.monotonic()
         self._next_index = index + 1
         self.result.frames += 1
         if self.stats is not None:
             for name, value in zip(
-                ("index", "capture", "arrival", "ready", "sent", "speech"),
-                (index, capture, arrival, ready, sent, int(speech)),
+                ("index", "frame", "capture", "arrival", "ready", "sent", "speech"),
+                (index, frame_time.frame, capture, arrival, ready, sent, int(speech)),
                 strict=True,
             ):
                 getattr(self.stats, name).append(value)
