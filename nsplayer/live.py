@@ -534,7 +534,7 @@ def run_live(options, settings: LiveSettings, report: Callable[[str], None]) -> 
         sender = _sender(options)
         closers.append(sender.close)
         monitor = None
-        if settings.monitor:
+        if settings.monitor and not options.no_audio:
             monitor = DeviceSink(  # room for the input that arrives while the output warms up
                 mic.rate, 1, device=options.device, buffer_ms=2 * settings.block_ms, capacity_s=3.0
             )
