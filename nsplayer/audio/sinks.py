@@ -360,6 +360,13 @@ class DeviceSink(Sink):
             sample_index = math.floor(sample_index * self.sample_rate / self.source_rate)
         return super().dac_time(sample_index)
 
+    @property
+    def written(self) -> int:
+        """Source samples accepted so far (the ring counts device samples if resampling)."""
+        if self._resampler is None:
+            return self._written
+        return math.floor(self._written * self.source_rate / self.sample_rate)
+
     def close(self) -> None:
         super().close()
         try:
