@@ -169,3 +169,18 @@ def test_resolve_device_by_name_and_index():
 def test_null_sink_clock_is_monotonic_by_default():
     sink = NullSink(SR)
     assert abs(sink.now() - time.monotonic()) < 1.0
+
+
+@needs_pulse
+def test_device_sink_resamples_a_rate_the_device_refuses():
+    sink = open_sink(400_000, 1, device="pulse", buffer_ms=20)  # PortAudio refuses 400 kHz
+    try:
+        assert sink.sample_rate != 400_000 and sink.kind == "device"
+        sink.write(np.zeros((80_000, 1), np.float32))  # 200 ms at the source rate
+        sink.end()
+        sink.drain(timeout=5)
+        assert abs(sink.written - 80_000) <= 10  # counted in source samples
+        span = sink.dac_time(79_999) - sink.dac_time(0)
+        assert span == pytest.approx(0.2, abs=0.02)
+    finally:
+        sink.close()
