@@ -65,10 +65,13 @@ class _Feed(threading.Thread):
         self._rows: deque[np.ndarray] = deque()
         self._first = 0  # frame index of _rows[0]
         self._lock = threading.Lock()
+        sink.gate(model is not None)  # a model may answer late (HTTP): hold the audio till then
 
     def add(self, rows: np.ndarray) -> None:
         with self._lock:
             self._rows.extend(rows)
+        if len(rows):
+            self.sink.gate(False)  # the first frames are ready: let the audio start
 
     def run(self) -> None:
         try:
@@ -85,6 +88,7 @@ class _Feed(threading.Thread):
         except BaseException as exc:  # reported by the main thread as one line
             self.error = exc
         finally:
+            self.sink.gate(False)
             self.sink.end()
 
     def row(self, index: int) -> np.ndarray | None:

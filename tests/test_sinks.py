@@ -184,3 +184,16 @@ def test_device_sink_resamples_a_rate_the_device_refuses():
         assert span == pytest.approx(0.2, abs=0.02)
     finally:
         sink.close()
+
+
+def test_gate_holds_queued_audio_until_opened():
+    clock = FakeClock()
+    sink = NullSink(SR, clock=clock.now, buffer_ms=10)
+    sink.gate(True)  # e.g. the model's first frames are not ready yet
+    sink.write(np.zeros((800, 1), np.float32))
+    clock.t += 1.0
+    assert sink.dac_time(0) is None and sink.consumed == 0
+    sink.gate(False)
+    announced = sink.dac_time(0)
+    clock.t += 0.2
+    assert sink.dac_time(0) == pytest.approx(announced) and sink.consumed == 800

@@ -70,6 +70,7 @@ class Sink:
         self._consumed = 0  # sample index of the next sample to play
         self._filling = True  # waiting for the jitter buffer before playing
         self._held = False  # device still warming up: play silence, keep samples
+        self._gated = False  # the player waits for its first frames: keep samples
         self._flowing = False  # the last callback was all real samples
         self._play_from: float | None = None  # DAC time where playback (re)starts
         self._period = 0.0  # duration of the last callback's buffer
@@ -98,7 +99,7 @@ class Sink:
                 k = bisect.bisect_right(self._starts, sample_index) - 1
                 k = max(k, 0)  # older than the history: extrapolate from the oldest record
                 return self._dacs[k] + (sample_index - self._starts[k]) / self.sample_rate
-            if sample_index >= self._written or self._filling or self._held:
+            if sample_index >= self._written or self._filling or self._held or self._gated:
                 return None
             return self._estimate() + (sample_index - self._consumed) / self.sample_rate
 
@@ -178,6 +179,13 @@ class Sink:
         heard = self.dac_time(last) if last >= 0 else None
         return heard is None or heard <= self.now()
 
+    def gate(self, closed: bool) -> None:
+        """Keep (True) or stop keeping (False) queued samples from playing, e.g. until the
+        model's first frames are ready."""
+        with self._cond:
+            self._gated = closed
+            self._cond.notify_all()
+
     @property
     def consumed(self) -> int:
         """Samples handed to the device so far."""
@@ -221,7 +229,7 @@ class Sink:
         frames = len(out)
         with self._cond:
             period = frames / self.sample_rate
-            active = not (self._filling or self._closed or self._held)
+            active = not (self._filling or self._closed or self._held or self._gated)
             take = 0
             if active and self._count:
                 if not self._flowing and self._play_from is None:  # announce the (re)start
