@@ -31,8 +31,8 @@ SPEECH = 0.2  # speech opens it well above
 
 
 def _pulse_missing() -> str | None:
-    if shutil.which("pactl") is None or shutil.which("paplay") is None:
-        return "pactl/paplay not installed (pulseaudio-utils)"
+    if any(shutil.which(tool) is None for tool in ("pactl", "paplay", "parec")):
+        return "pactl/paplay/parec not installed (pulseaudio-utils)"
     if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
         return "no PulseAudio server running"
     if shutil.which("espeak-ng") is None:
@@ -51,18 +51,25 @@ _PULSE_MISSING = _pulse_missing()
 needs_pulse = pytest.mark.skipif(_PULSE_MISSING is not None, reason=str(_PULSE_MISSING))
 
 
-@pytest.fixture
-def sink() -> Iterator[str]:
-    """A null sink of our own, so audio other tests play cannot leak into the recording."""
-    name = f"nsplayer_test_live_{os.getpid()}"
+@contextlib.contextmanager
+def null_sink(name: str) -> Iterator[str]:
     module = subprocess.run(
         ["pactl", "load-module", "module-null-sink", f"sink_name={name}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    yield name
-    subprocess.run(["pactl", "unload-module", module], check=False)
+    try:
+        yield name
+    finally:
+        subprocess.run(["pactl", "unload-module", module], check=False)
+
+
+@pytest.fixture
+def sink() -> Iterator[str]:
+    """A null sink of our own, so audio other tests play cannot leak into the recording."""
+    with null_sink(f"nsplayer_test_live_{os.getpid()}") as name:
+        yield name
 
 
 class Packets(threading.Thread):
@@ -89,11 +96,13 @@ class Packets(threading.Thread):
 
 
 @contextlib.contextmanager
-def live(sink: str, *args: str) -> Iterator[tuple[subprocess.Popen, Packets]]:
+def live(
+    sink: str, *args: str, output: str | None = None
+) -> Iterator[tuple[subprocess.Popen, Packets]]:
     """`nsplayer live` recording the sink's monitor; yields once it prints its banner."""
     packets = Packets()
     packets.start()
-    env = {**os.environ, "PULSE_SOURCE": f"{sink}.monitor"}
+    env = {**os.environ, "PULSE_SOURCE": f"{sink}.monitor", "PULSE_SINK": output or sink}
     proc = subprocess.Popen(
         [sys.executable, "-m", "nsplayer.cli", "live", "--input-device", "pulse",
          "--target", f"127.0.0.1:{packets.rx.port}", "--seed", "1", *args],
@@ -199,6 +208,23 @@ def test_neurosync_server_lost_mid_run_falls_back_to_the_embedded_model(sink, se
     assert "continuing with the embedded model" in err
     assert "Traceback" not in err
     assert len(got) > 30  # frames only once a whole window is in, then from the fallback
+
+
+@needs_pulse
+def test_monitor_plays_the_input(sink: str) -> None:
+    with (
+        null_sink(f"nsplayer_test_monitor_{os.getpid()}") as out,
+        live(sink, "--monitor", "--device", "pulse", "--duration", "3", output=out) as (proc, _),
+    ):
+        record = subprocess.Popen(
+            ["parec", "-d", f"{out}.monitor", "--format=s16le", "--channels=1", "--rate=16000"],
+            stdout=subprocess.PIPE,
+        )
+        speak(sink, "Hello there")
+        assert proc.wait(20) == 0
+        record.terminate()
+        heard = np.frombuffer(record.communicate()[0], np.int16)
+    assert np.abs(heard).max() > 3000  # the speech came out of the monitor output
 
 
 def test_missing_input_device_is_one_line() -> None:
