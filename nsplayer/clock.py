@@ -2,9 +2,9 @@
 
 Speech frame i describes the face at audio time i / fps, so it is due when sample
 i * sr / fps is heard: ``sink.dac_time(...) + av_offset``. The device clock is the
-master; sleeps only serve to wake up ~2 ms early, then a short fine wait (tiny sleeps,
-a spin for the last few hundred microseconds) releases the frame on time without a
-busy core.
+master; sleeps only serve to wake up ~3 ms early, then a short fine wait (sleeps that
+halve the rest, a spin for the last few hundred microseconds) releases the frame on
+time without a busy core.
 
 When no speech frame is due (before the audio starts, in stdin gaps, after the end),
 idle ticks keep packets flowing at exactly one per frame period, so the face never
@@ -23,7 +23,7 @@ import numpy as np
 
 from nsplayer.audio.sinks import Sink
 
-_COARSE_MARGIN = 0.0015  # wake this long before the due time, then wait finely
+_COARSE_MARGIN = 0.003  # wake this long before the due time, then wait finely
 _SPIN = 0.0003  # below this, spin instead of sleeping (sleep overshoots ~50-100 us)
 
 
@@ -157,8 +157,8 @@ class FrameScheduler:
             elif not fresh:
                 fresh = True
                 due = self.due(slot.index) or due  # type: ignore[arg-type]
-            else:
-                self._sleep(_SPIN / 2 if left > _SPIN else 0.0)  # sleep(0) just yields the GIL
+            else:  # halve the rest: a late wake-up costs little; spin (yielding) at the end
+                self._sleep(left / 2 if left > _SPIN else 0.0)
         sent = self._last_sent = self.sink.now()
         audio_time = 0.0 if slot.index is None else slot.index / self.fps
         self.stats.add(slot.index, audio_time, due, sent)
