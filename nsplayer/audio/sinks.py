@@ -64,6 +64,7 @@ class Sink:
         self._prebuffer = max(1, round(sample_rate * buffer_ms / 1000.0))
         capacity = max(round(sample_rate * capacity_s), 2 * self._prebuffer)
         self._ring = np.zeros((capacity, channels), np.float32)
+        self._batch = capacity // 4
         self._read = 0  # ring position of the next sample to play
         self._count = 0  # samples queued
         self._written = 0  # sample index of the next write
@@ -136,8 +137,8 @@ class Sink:
                 if self._closed:
                     return False
                 space = len(self._ring) - self._count
-                if space == 0:
-                    self._cond.wait(self._wait_step())
+                if space < min(len(block) - pos, self._batch):  # refill in batches, not
+                    self._cond.wait(0.05)  # a sliver per callback (woken by _consume)
                     continue
                 n = min(space, len(block) - pos)
                 self._put(block[pos : pos + n])
@@ -254,7 +255,9 @@ class Sink:
             self._flowing = take == frames
             self._period = period
             self._next_dac = dac + period
-            self._cond.notify_all()
+            free = len(self._ring) - self._count
+            if free >= self._batch > free - take:  # just made room for a writer's batch
+                self._cond.notify_all()
 
     def _advance(self) -> None:
         """Run any callbacks that are due (only the null sink has to)."""
