@@ -363,7 +363,12 @@ class DeviceSink(Sink):
             ) from None
 
     def now(self) -> float:
-        return float(self._stream.time)
+        try:
+            return float(self._stream.time)
+        except Exception as exc:  # PortAudioError: the device went away mid-run
+            raise NsplayerError(
+                f"the audio device stopped ({exc}) — check it, or use --no-audio"
+            ) from None
 
     def dac_time(self, sample_index: int) -> float | None:
         """``sample_index`` counts source samples; converted if the device resamples."""
