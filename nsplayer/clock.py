@@ -169,6 +169,7 @@ class FrameScheduler:
         return {
             "sink": self.sink.kind,
             "output_latency_s": self.sink.latency,
+            "measured_latency_s": self.sink.measured_latency,
             "fps": self.fps,
             "av_offset_ms": self.av_offset * 1000.0,
             "dropped": self.dropped,

@@ -57,7 +57,8 @@ class Sink:
             raise NsplayerError(f"--underrun must be silence or pause, not {underrun!r}")
         self.sample_rate = sample_rate
         self.channels = channels
-        self.latency = 0.0
+        self.latency = 0.0  # nominal output latency (PortAudio's figure)
+        self.measured_latency: float | None = None  # last callback's DAC time - its time
         self.underruns = 0
         self.start_lead = start_lead
         self._pause_on_underrun = underrun == "pause"
@@ -406,7 +407,9 @@ class DeviceSink(Sink):
         if self._held:
             self._warm_up(current, frames)
         # Host APIs without DAC timestamps report 0: fall back to now + nominal latency.
-        self._consume(outdata, float(timing.outputBufferDacTime) or current + self.latency)
+        dac = float(timing.outputBufferDacTime) or current + self.latency
+        self.measured_latency = dac - current
+        self._consume(outdata, dac)
 
     def _warm_up(self, current: float, frames: int) -> None:
         """Release playback once callbacks come paced by the device, not in a burst."""
