@@ -61,6 +61,7 @@ class _Feed(threading.Thread):
         super().__init__(name="nsplayer-feed", daemon=True)
         self.source, self.sink, self.model = source, sink, model
         self.total: int | None = None  # frames in all, once known
+        self.samples = 0
         self.error: BaseException | None = None
         self._rows: deque[np.ndarray] = deque()
         self._first = 0  # frame index of _rows[0]
@@ -77,10 +78,13 @@ class _Feed(threading.Thread):
         try:
             block = max(1, round(self.source.sample_rate * BLOCK_S))
             for pcm in self.source.blocks(block):
+                self.samples += len(pcm)
                 if self.model is not None:
                     self.add(self.model.feed(to_mono(pcm)))
                 if not self.sink.write(pcm):
                     return  # stopped
+            if not self.samples:
+                raise NsplayerError(f"{self.source.name}: no audio samples (the input was empty)")
             if self.model is not None:
                 self.add(self.model.flush())
             with self._lock:

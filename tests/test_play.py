@@ -358,3 +358,12 @@ def test_no_output_device_falls_back_to_the_null_sink_with_one_line(speech_wav, 
     notice = [line for line in proc.stderr.decode().splitlines() if line.startswith("nsplayer:")]
     assert len(notice) == 1 and "null sink" in notice[0] and "nsplayer devices" in notice[0]
     assert read_stats(stats)["sink"] == "null"
+
+
+def test_stdin_wav_without_samples_is_one_line():
+    header = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x80>\0\0\0}\0\0\x02\0\x10\0data\0\0\0\0"
+    proc = run(["play", "-", "--no-audio", "--target", "127.0.0.1:9", "-q"], stdin=header)
+    assert proc.returncode == 1
+    assert proc.stderr.decode().strip().splitlines() == [
+        "nsplayer: error: <stdin>: no audio samples (the input was empty)"
+    ]
