@@ -2,7 +2,8 @@
 
 Ground truth: libespeak-ng (``espeak_events``) speaks ``SENTENCES`` with several voices and
 speeds and reports when each phoneme starts. Every utterance gets 0.5 s of silence before
-and after; every third one also gets steady white noise 40 dB below full scale, so the
+and after; every third one also gets steady pink noise 40 dB below full scale (about 22 dB
+below the speech), so the
 silence class covers background noise too. WAVs and events are cached in
 ``benchmarks/.cache/lipsync/``. The model runs as ``nsplayer export`` runs it (offline)
 and as ``nsplayer live`` runs it (causal); a naive loudness-only baseline (JawOpen = RMS
@@ -122,10 +123,17 @@ SENTENCES = (
 )
 
 
+def pink_noise(n: int, dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """Steady noise with a 1/f spectrum (like rooms, fans, traffic) at an RMS of ``dbfs``."""
+    spec = np.fft.rfft(rng.normal(0, 1, n)) / np.sqrt(np.maximum(np.arange(n // 2 + 1), 1))
+    noise = np.fft.irfft(spec, n)
+    return (noise / noise.std() * 10 ** (dbfs / 20)).astype(np.float32)
+
+
 def utterance(idx: int) -> tuple[np.ndarray, int, list[tuple[str, float, float]]]:
     """Cached WAV (padded, maybe noisy) and phonemes (name, start, end) in padded time."""
     text, voice, rate = SENTENCES[idx], VOICES[idx % len(VOICES)], RATES[idx % len(RATES)]
-    key = hashlib.sha1(f"{text}|{voice}|{rate}|{PAD_S}|{NOISE_DBFS}|{idx % 3}".encode())
+    key = hashlib.sha1(f"{text}|{voice}|{rate}|{PAD_S}|{NOISE_DBFS}|pink|{idx % 3}".encode())
     wav, meta = CACHE / f"{key.hexdigest()[:16]}.wav", CACHE / f"{key.hexdigest()[:16]}.json"
     if wav.exists() and meta.exists():
         audio, sr = sf.read(wav, dtype="float32")
@@ -134,8 +142,7 @@ def utterance(idx: int) -> tuple[np.ndarray, int, list[tuple[str, float, float]]
     pad = np.zeros(round(PAD_S * u.sample_rate), np.float32)
     audio = np.concatenate([pad, u.audio, pad])
     if idx % 3 == 0:
-        rng = np.random.default_rng(idx)
-        audio = audio + rng.normal(0, 10 ** (NOISE_DBFS / 20), len(audio)).astype(np.float32)
+        audio = audio + pink_noise(len(audio), NOISE_DBFS, np.random.default_rng(idx))
     total = len(audio) / u.sample_rate
     starts = [p.start + PAD_S for p in u.phonemes]
     phones = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from livelink import names as N
 from nsplayer.errors import NsplayerError
@@ -173,3 +176,34 @@ def test_other_frame_rates(sentence: espeak_events.Utterance, fps: int) -> None:
     jaw_ref = ref[np.round(np.arange(len(rows)) * 60 / fps).astype(int).clip(0, len(ref) - 1)]
     corr = np.corrcoef(rows[:, N.JAW_OPEN], jaw_ref[:, N.JAW_OPEN])[0, 1]
     assert corr > 0.8  # the same animation, sampled at another rate
+
+
+@pytest.mark.parametrize("colour", ["white", "brown"])
+def test_steady_noise_keeps_the_mouth_at_rest(colour: str) -> None:
+    n = 16000 * 3
+    spec = np.fft.rfft(np.random.default_rng(3).normal(0, 1, n))
+    if colour == "brown":  # power falling like 1/f^2 above 20 Hz: rumble, fans
+        spec /= np.maximum(np.fft.rfftfreq(n, 1 / 16000), 20.0)
+    noise = np.fft.irfft(spec, n)
+    noise = (noise / noise.std() * 10 ** (-40 / 20)).astype(np.float32)
+    rows = run(noise, 16000, causal=True)
+    assert np.abs(rows[6:, MOUTH]).max() < 0.05  # after the first 0.1 s
+
+
+@needs_espeak
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(1, 3000), min_size=1, max_size=40))
+def test_any_chunking_gives_the_same_frames(chunks: list[int]) -> None:
+    u = _short_speech()
+    ref = run(u.audio, u.sample_rate, chunk=len(u.audio), causal=True)
+    model, out, pos = EmbeddedModel(u.sample_rate, 60, causal=True), [], 0
+    for n in chunks:
+        out.append(model.feed(u.audio[pos : pos + n]))
+        pos += n
+    out += [model.feed(u.audio[pos:]), model.flush()]
+    np.testing.assert_allclose(np.concatenate(out), ref, atol=1e-4)
+
+
+@functools.cache
+def _short_speech() -> espeak_events.Utterance:
+    return espeak_events.synthesize("Bob moved.", "en-us", 170)

@@ -114,6 +114,8 @@ class _LevelTracker:
         for k, (name, band) in enumerate(zip(("low", "high", "air"), bands, strict=True)):
             floors, self.band_floors[k] = _min_follow(band, self.band_floors[k], self.rise)
             out[name] = _subtract(band, floors)
+            if name == "high":  # hiss well above its band's floor is speech, even when low
+                out["hiss_gate"] = _ramp(band - floors, 6.0, 12.0)  # noise masks the level
         return out
 
 
@@ -128,8 +130,8 @@ def _min_follow(x: np.ndarray, floor: float, rise: float) -> tuple[np.ndarray, f
 
 
 def _subtract(db: np.ndarray, floor_db: np.ndarray) -> np.ndarray:
-    """dB of the power above twice the floor (the floor sits below the noise's mean)."""
-    power = 10.0 ** (db / 10.0) - 2.0 * 10.0 ** (floor_db / 10.0)
+    """dB of the power above the floor."""
+    power = 10.0 ** (db / 10.0) - 10.0 ** (floor_db / 10.0)
     return 10.0 * np.log10(np.maximum(power, 1e-12))
 
 
@@ -193,7 +195,8 @@ class EmbeddedModel:
         self._samples = 0
         self._emitted = 0
         self._closed = False
-        self._last = 0.0
+        self._pad_len = round((WINDOW_S + (self._ahead + 2) * self.hop_s) * self.sample_rate) + 1
+        self._recent = np.zeros(0, np.float32)  # the last _pad_len samples
 
     # --- streaming API ------------------------------------------------------------------------
 
@@ -202,16 +205,16 @@ class EmbeddedModel:
         x = np.asarray(pcm, dtype=np.float32).reshape(-1)
         self._samples += len(x)
         x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
-        if len(x):
-            self._last = float(x[-1])
+        self._recent = np.concatenate([self._recent, x])[-self._pad_len :]
         return self._process(self._an.push(x), limit=None)
 
     def flush(self) -> np.ndarray:
-        """End of input: pad with silence to finish the look-ahead; total = ceil(dur * fps)."""
+        """End of input: finish the look-ahead on the audio's mirror image (a step to silence
+        would look like a stop closure or a click after noisy or DC-offset audio); the total
+        is ceil(duration * fps)."""
         total = math.ceil(self._samples * self.fps / self.sample_rate - 1e-9)
-        pad_s = WINDOW_S + (self._ahead + 2) * self.hop_s
-        # Hold the last sample: a step to zero would be a click after DC-offset audio.
-        tail = np.full(round(pad_s * self.sample_rate) + 1, self._last, np.float32)
+        tail = np.zeros(self._pad_len, np.float32)
+        tail[: len(self._recent)] = self._recent[::-1]
         return self._process(self._an.push(tail), limit=total)
 
     def close(self) -> None:
@@ -243,6 +246,7 @@ class EmbeddedModel:
 
     def _append(self, f: Features, clean: dict[str, np.ndarray], *tracked: np.ndarray) -> None:
         rel, gate, accent, f2n = tracked
+        gate = np.maximum(gate, clean["hiss_gate"] * (rel > -45.0))
         level = clean["level"]
         new = {
             "rel": rel, "gate": gate, "accent": accent, "f2n": f2n, "level": level,
@@ -272,7 +276,9 @@ class EmbeddedModel:
         win = self._back + 1 + fwd
         # Sliding windows over [j - _back, j + fwd] for context and level drops.
         lo = a - self._back
-        gate_w = np.lib.stride_tricks.sliding_window_view(h["gate"][lo : b + fwd], win)
+        # Voiced speech nearby makes a gap a closure; noise bursts (unvoiced) do not.
+        voiced = h["gate"][lo : b + fwd] * _ramp(h["voicing"][lo : b + fwd], 0.6, 0.8)
+        gate_w = np.lib.stride_tricks.sliding_window_view(voiced, win)
         level_w = np.lib.stride_tricks.sliding_window_view(h["level"][lo : b + fwd], win)
         gap_w = gate_w[:, self._back - self._gap_back :]
         speech_near = gap_w[:, : self._gap_back].max(axis=1)
@@ -281,7 +287,7 @@ class EmbeddedModel:
         drop = cur["level"] - level_w.max(axis=1)  # dB below the loudest nearby frame
         drop = np.minimum(drop, cur["rel"] + 4.0)  # or well below the speech level (onsets)
 
-        g, v = cur["gate"], _ramp(cur["voicing"], 0.45, 0.75)
+        g, v = cur["gate"], _ramp(cur["voicing"], 0.5, 0.75)
         loud = _ramp(cur["rel"], -30.0, -10.0)
         f1 = cur["f1"]
         frication = _ramp(cur["high"] - cur["low"], -3.0, 6.0) * (1.0 - v)  # hiss, no voice bar

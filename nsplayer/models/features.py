@@ -91,15 +91,16 @@ class Analyzer:
         self.pitch_cos = (
             np.cos(2 * np.pi * f[:, None] * PITCH_LAGS_S[None, :]) * pitch_bins[:, None]
         )[: self.n_lpc]
+        self.n_pitch = int(np.sum(f <= min(2000.0, sr / 2)))
         pitch_r0 = pitch_bins[: self.n_lpc].astype(np.float64)[:, None]
-        # One matrix, one pass over the low band: LPC lags, pitch lags, pitch energy.
-        self.low_matrix = np.concatenate([self.lpc_cos, self.pitch_cos, pitch_r0], axis=1)
+        self.pitch_matrix = np.concatenate([self.pitch_cos, pitch_r0], axis=1)[: self.n_pitch]
+        self.pitch_weight = (f[: self.n_pitch] / 1000.0) ** 2
         # Normalize the autocorrelation by the window's own, so voicing does not fall with lag.
         w = self.window
         wac = np.array(
             [np.dot(w[: len(w) - k], w[k:]) for k in np.round(PITCH_LAGS_S * sr).astype(int)]
         )
-        self.pitch_wnorm = np.maximum(wac / np.dot(w, w), 0.05)
+        self.pitch_wnorm = np.maximum(wac / np.dot(w, w), 0.3)  # not amplify noise at long lags
         phase = 2 * np.pi * GRID_HZ[None, :] * lags[:, None] / LPC_RATE
         self.env_cos, self.env_sin = np.cos(phase), np.sin(phase)
 
@@ -134,17 +135,19 @@ class Analyzer:
         bands = p @ self.band_matrix
         db = 10.0 * np.log10(bands + EPS)
         centroid = np.minimum(bands[:, 1] / (bands[:, 0] + EPS), 8000.0)
-        low = p[:, : self.n_lpc] @ self.low_matrix
-        n_r = LPC_ORDER + 1
-        voicing, pitch = self._pitch(low[:, n_r:-1], low[:, -1])
-        f1, f2 = self._formants(low[:, :n_r])
+        voicing, pitch = self._pitch(p[:, : self.n_pitch])
+        f1, f2 = self._formants(p[:, : self.n_lpc] @ self.lpc_cos)
         return Features(db[:, 0], db[:, 2], db[:, 3], db[:, 4], voicing, pitch, f1, f2, centroid)
 
-    def _pitch(self, r: np.ndarray, r0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = r / (r0[:, None] + EPS) / self.pitch_wnorm
+    def _pitch(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Tilt the spectrum up by f^2 first: rumble and fan noise (energy falling like 1/f^2)
+        # become white, so their autocorrelation, otherwise high at every lag, scores no
+        # voicing; a voice's harmonics still line up at its period.
+        rr = (p * self.pitch_weight) @ self.pitch_matrix
+        r = rr[:, :-1] / (rr[:, -1:] + EPS) / self.pitch_wnorm
         best = np.argmax(r, axis=1)
         voicing = np.clip(r[np.arange(len(r)), best], 0.0, 1.0)
-        pitch = np.where(voicing > 0.4, 1.0 / PITCH_LAGS_S[best], 0.0)
+        pitch = np.where(voicing > 0.5, 1.0 / PITCH_LAGS_S[best], 0.0)
         return voicing, pitch
 
     def _formants(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
