@@ -122,6 +122,8 @@ class FrameScheduler:
         A speech frame is taken if it is due within 1.5 periods of the last slot. One due
         before now - period, or less than half a period after the last packet went out
         (it would go out in a burst), is dropped. Packets are never closer than that.
+        Once the next speech frame's time is known, idle ticks glide onto its phase
+        (intervals within a quarter period of nominal instead of a jump of up to half).
         """
         now = self.sink.now()
         if self._last is None:
@@ -130,7 +132,11 @@ class FrameScheduler:
         idle_due = max(self._last + self.period, earliest)
         while index is not None:
             due = self.due(index)
-            if due is None or due > idle_due + 0.5 * self.period:
+            if due is None:
+                break
+            if due > idle_due + 0.5 * self.period:
+                steps = round((due - self._last) / self.period)
+                idle_due = max(self._last + (due - self._last) / steps, earliest)
                 break
             if due < now - self.period or due < earliest:
                 self.dropped += 1
