@@ -62,7 +62,7 @@ class Analyzer:
         self.nfft = 1 << int(np.ceil(np.log2(self.n_win + max_lag)))  # linear autocorr
         self.window = np.hanning(self.n_win).astype(np.float64)
         self._setup_spectral()
-        self._buf = np.zeros(self.half, np.float64)  # leading zeros: frame 0 is centred on 0
+        self._buf = np.zeros(self.half, np.float32)  # leading zeros: frame 0 is centred on 0
         self._buf_start = -self.half  # absolute sample index of _buf[0]
         self.frames_done = 0
 
@@ -93,8 +93,13 @@ class Analyzer:
         )[: self.n_lpc]
         self.n_pitch = int(np.sum(f <= min(2000.0, sr / 2)))
         pitch_r0 = pitch_bins[: self.n_lpc].astype(np.float64)[:, None]
-        self.pitch_matrix = np.concatenate([self.pitch_cos, pitch_r0], axis=1)[: self.n_pitch]
-        self.pitch_weight = (f[: self.n_pitch] / 1000.0) ** 2
+        # The pitch columns tilt the spectrum up by f^2 (see _pitch); all columns share one
+        # pass over the low band: LPC lags, pitch lags, pitch energy.
+        tilt = (f[: self.n_lpc, None] / 1000.0) ** 2 * (np.arange(self.n_lpc) < self.n_pitch)[
+            :, None
+        ]
+        pitch_cols = np.concatenate([self.pitch_cos, pitch_r0], axis=1) * tilt
+        self.low_matrix = np.concatenate([self.lpc_cos, pitch_cols], axis=1)
         # Normalize the autocorrelation by the window's own, so voicing does not fall with lag.
         w = self.window
         wac = np.array(
@@ -106,7 +111,7 @@ class Analyzer:
 
     def push(self, pcm: np.ndarray) -> Features:
         """Append samples; return the features of every frame that became complete."""
-        self._buf = np.concatenate([self._buf, np.asarray(pcm, np.float64)])
+        self._buf = np.concatenate([self._buf, np.asarray(pcm, np.float32)])
         end = self._buf_start + len(self._buf)  # absolute index one past the last sample
         j0 = self.frames_done
         step = self.hop_s * self.sample_rate
@@ -127,23 +132,25 @@ class Analyzer:
         return self._analyse(frames)
 
     def _analyse(self, frames: np.ndarray) -> Features:
-        frames = frames - frames.mean(axis=1, keepdims=True)  # DC offset
-        spec = np.fft.rfft(frames * self.window, self.nfft, axis=1)  # float64: faster here
+        x = frames * self.window  # float64: its FFT is faster here than float32's
+        x -= frames.mean(axis=1, keepdims=True) * self.window  # DC offset
+        spec = np.fft.rfft(x, self.nfft, axis=1)
         spec = spec[:, : self.n_used]
         p = spec.real**2
         p += spec.imag**2
         bands = p @ self.band_matrix
         db = 10.0 * np.log10(bands + EPS)
         centroid = np.minimum(bands[:, 1] / (bands[:, 0] + EPS), 8000.0)
-        voicing, pitch = self._pitch(p[:, : self.n_pitch])
-        f1, f2 = self._formants(p[:, : self.n_lpc] @ self.lpc_cos)
+        low = p[:, : self.n_lpc] @ self.low_matrix
+        voicing, pitch = self._pitch(low[:, LPC_ORDER + 1 :])
+        f1, f2 = self._formants(low[:, : LPC_ORDER + 1])
         return Features(db[:, 0], db[:, 2], db[:, 3], db[:, 4], voicing, pitch, f1, f2, centroid)
 
-    def _pitch(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Tilt the spectrum up by f^2 first: rumble and fan noise (energy falling like 1/f^2)
-        # become white, so their autocorrelation, otherwise high at every lag, scores no
-        # voicing; a voice's harmonics still line up at its period.
-        rr = (p * self.pitch_weight) @ self.pitch_matrix
+    def _pitch(self, rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # rr: autocorrelation over the pitch lags, then lag 0, of the 60 Hz-2 kHz spectrum
+        # tilted up by f^2: rumble and fan noise (energy falling like 1/f^2) become white,
+        # so their autocorrelation, otherwise high at every lag, scores no voicing; a
+        # voice's harmonics still line up at its period.
         r = rr[:, :-1] / (rr[:, -1:] + EPS) / self.pitch_wnorm
         best = np.argmax(r, axis=1)
         voicing = np.clip(r[np.arange(len(r)), best], 0.0, 1.0)
