@@ -3,8 +3,7 @@
 Ground truth: libespeak-ng (``espeak_events``) speaks ``SENTENCES`` with several voices and
 speeds and reports when each phoneme starts. Every utterance gets 0.5 s of silence before
 and after; every third one also gets steady pink noise 40 dB below full scale (about 22 dB
-below the speech), so the
-silence class covers background noise too. WAVs and events are cached in
+below the speech), so the silence class covers background noise too. WAVs and events are cached in
 ``benchmarks/.cache/lipsync/``. The model runs as ``nsplayer export`` runs it (offline)
 and as ``nsplayer live`` runs it (causal); a naive loudness-only baseline (JawOpen = RMS
 over 40 ms / the utterance's 95th-percentile RMS, nothing else moves) runs alongside.
@@ -15,8 +14,8 @@ its midpoint when none falls inside. Aperture = max(0, JawOpen - MouthClose) + 0
 mean(MouthLowerDownLeft/Right). Rules per class (a phoneme counts once):
 
 - bilabial (p b m): lips closed — aperture < 0.1 at some frame. espeak marks p/b at
-  their release, so for them the window is the 45 ms before the mark (the closure);
-  for m it is the middle.
+  their release, so for them the window runs from 45 ms before the mark to the mark (the
+  closure); for m it is the middle.
 - open (a a# aI aU A: A@ 0 V): mean JawOpen over the middle ≥ 0.2.
 - rounded (u: U oU O: o@ O@ OI w): mean max(MouthFunnel, MouthPucker) over the middle
   exceeds, by 0.05, the median of the same quantity over the utterance's spread
