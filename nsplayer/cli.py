@@ -76,22 +76,30 @@ def listen(port: int, host: str, as_json: bool, count: int | None, timeout: floa
 
 @main.command()
 @click.argument("audio")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="File to write (shapes.csv, shapes.json or shapes.npy).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write (shapes.csv, shapes.json or shapes.npy).",
+)
 @click.option("--fps", default=60, show_default=True, type=click.IntRange(1, 240))
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "npy"]),
-              help="Output format. [default: from the output's extension, else csv]")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "npy"]),
+    help="Output format. [default: from the output's extension, else csv]",
+)
 @click.option("--causal", is_flag=True, help="Use the live (low look-ahead) model output.")
 def export(audio: str, output: str, fps: int, fmt: str | None, causal: bool) -> None:
     """Audio file (or - for a WAV on stdin) to Live Link Face CSV, offline."""
     from pathlib import Path
 
-    from nsplayer.export import FORMATS
     from nsplayer.export import export as run_export
+    from nsplayer.export import output_format
 
     out = Path(output)
-    if fmt is None:
-        fmt = out.suffix.lower().lstrip(".") if out.suffix.lower().lstrip(".") in FORMATS else "csv"
+    fmt = output_format(out, fmt)
     bars: list = []
 
     def progress_factory(total: int | None):
@@ -107,6 +115,7 @@ def export(audio: str, output: str, fps: int, fmt: str | None, causal: bool) -> 
         for bar in bars:
             bar.__exit__(None, None, None)
     click.echo(f"wrote {n} frames at {fps} fps to {out}", err=True)
+
 
 # --- play / replay / idle / devices (player) ---------------------------------------------------
 

@@ -47,6 +47,14 @@ def compute_frames(
     return frames
 
 
+def output_format(out: Path, fmt: str | None) -> str:
+    """The format asked for, else the one the output's extension names, else CSV."""
+    if fmt is not None:
+        return fmt
+    ext = out.suffix.lower().lstrip(".")
+    return ext if ext in FORMATS else "csv"
+
+
 def write_frames(frames: np.ndarray, out: Path, fps: int, fmt: str) -> None:
     """Write frames as Live Link Face CSV, NeuroSync-style JSON, or a float32 .npy array."""
     try:
