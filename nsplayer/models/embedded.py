@@ -141,7 +141,7 @@ class _Dynamics:
     def __init__(self, hop_s: float, causal: bool) -> None:
         tc = np.array(TIME_CONSTANTS)
         if causal:  # no anticipation: the lips must get there faster once they hear it
-            tc[[ROUND, SPREAD, LABIO], 0] *= 0.4
+            tc[[ROUND, SPREAD, LABIO], 0] *= 0.3
         self.coefs = list(
             zip(
                 (1.0 - np.exp(-hop_s / tc[:, 0])).tolist(),
