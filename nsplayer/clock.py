@@ -25,6 +25,7 @@ from nsplayer.audio.sinks import Sink
 
 _COARSE_MARGIN = 0.003  # wake this long before the due time, then wait finely
 _SPIN = 0.0003  # below this, spin instead of sleeping (sleep overshoots ~50-100 us)
+_AFTER_RELEASE = 0.001  # other threads' heavy work resumes this long after a release
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class FrameScheduler:
         self._sleep = sleep
         self._last: float | None = None  # due time of the last planned slot
         self._last_sent = -float("inf")
+        self._release_at = 0.0  # time.monotonic() of the next planned release
 
     def due(self, index: int) -> float | None:
         """When speech frame ``index`` should be sent, or None while its audio is unknown."""
@@ -142,10 +144,24 @@ class FrameScheduler:
                 self.dropped += 1
                 index += 1
                 continue
-            self._last = due
-            return Slot(index, due, index + 1)
-        self._last = idle_due
-        return Slot(None, idle_due, index)
+            return self._planned(Slot(index, due, index + 1))
+        return self._planned(Slot(None, idle_due, index))
+
+    def _planned(self, slot: Slot) -> Slot:
+        self._last = slot.due
+        self._release_at = time.monotonic() + (slot.due - self.sink.now())
+        return slot
+
+    def wait_for_quiet(self, work: float) -> None:
+        """Called by another thread before ``work`` seconds of GIL-bound work (the model):
+        wait until that work cannot overlap the next release.
+
+        CPython runs one thread at a time; a model step that holds the interpreter when a
+        frame is due makes the frame late by up to its length, so it yields to the release.
+        """
+        now, release = time.monotonic(), self._release_at
+        if release - _COARSE_MARGIN - work < now < release + _AFTER_RELEASE:
+            time.sleep(release + _AFTER_RELEASE - now)
 
     def release(self, slot: Slot) -> float:
         """Wait until the slot is due on the sink clock; record and return the release time.

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,8 @@ class _Feed(threading.Thread):
         self.source, self.sink, self.model = source, sink, model
         self.total: int | None = None  # frames in all, once known
         self.samples = 0
+        self.quiet: Callable[[float], None] | None = None  # the scheduler's wait_for_quiet
+        self._work = 0.001  # average model step, seconds
         self.error: BaseException | None = None
         self._rows: deque[np.ndarray] = deque()
         self._first = 0  # frame index of _rows[0]
@@ -80,7 +82,7 @@ class _Feed(threading.Thread):
             for pcm in self.source.blocks(block):
                 self.samples += len(pcm)
                 if self.model is not None:
-                    self.add(self.model.feed(to_mono(pcm)))
+                    self.add(self._step(to_mono(pcm)))
                 if not self.sink.write(pcm):
                     return  # stopped
             if not self.samples:
@@ -94,6 +96,15 @@ class _Feed(threading.Thread):
         finally:
             self.sink.gate(False)
             self.sink.end()
+
+    def _step(self, mono: np.ndarray) -> np.ndarray:
+        """One model step, kept out of the moments frames are released (see wait_for_quiet)."""
+        if self.quiet is not None:
+            self.quiet(2.0 * self._work)
+        start = time.perf_counter()
+        rows = self.model.feed(mono)  # type: ignore[union-attr]
+        self._work = 0.9 * self._work + 0.1 * (time.perf_counter() - start)
+        return rows
 
     def row(self, index: int) -> np.ndarray | None:
         """Frame ``index`` if computed; frames before it are forgotten (never needed again)."""
@@ -274,6 +285,7 @@ def _drive(
     stopped_by = None
     try:
         run = _Run(options, sink, source.sample_rate)
+        feed.quiet = run.scheduler.wait_for_quiet
         if options.verbose >= 0:
             _announce(source, sink, options)
         with _stop_on_signals() as stop, _fine_thread_switching():
