@@ -166,6 +166,7 @@ class _Run:
         except (ValueError, OSError) as exc:
             raise NsplayerError(f"{exc} — use --target HOST:PORT") from None
         self.missing = 0
+        self._started = (time.monotonic(), time.process_time())  # for the CPU figure
         self.sent = 0
         self._base: int | None = None
         self._recorded: list[np.ndarray] | None = [] if options.save_csv else None
@@ -223,6 +224,9 @@ class _Run:
         if options.stats is not None:
             report = self.scheduler.report()
             report["missing"] = self.missing
+            wall = time.monotonic() - self._started[0]
+            cpu = time.process_time() - self._started[1]
+            report["cpu_percent"] = round(100.0 * cpu / wall, 2) if wall > 0 else None
             _write(options.stats, json.dumps(report, indent=1))
         if self._recorded is not None and options.save_csv is not None:
             values = np.asarray(self._recorded, np.float32).reshape(-1, 61)
