@@ -35,6 +35,7 @@ class Slot:
     index: int | None
     due: float
     next_index: int | None  # the speech frame to ask for after this one
+    not_before: float = -float("inf")  # half a period after the previous packet
 
 
 class SendStats:
@@ -121,9 +122,9 @@ class FrameScheduler:
     def plan(self, index: int | None) -> Slot:
         """The next slot: speech frame ``index`` (or a later one, if late) or an idle tick.
 
-        A speech frame is taken if it is due within 1.5 periods of the last slot. One due
-        before now - period, or less than half a period after the last packet went out
-        (it would go out in a burst), is dropped. Packets are never closer than that.
+        A speech frame is taken if it is due within 1.5 periods of the last slot. Packets
+        go out at least half a period apart (never a burst), so a frame is released at its
+        due time or that bound; one that would then be more than a period late is dropped.
         Once the next speech frame's time is known, idle ticks glide onto its phase
         (intervals within a quarter period of nominal instead of a jump of up to half).
         """
@@ -140,11 +141,11 @@ class FrameScheduler:
                 steps = round((due - self._last) / self.period)
                 idle_due = max(self._last + (due - self._last) / steps, earliest)
                 break
-            if due < now - self.period or due < earliest:
+            if max(now, earliest) - due > self.period:
                 self.dropped += 1
                 index += 1
                 continue
-            return self._planned(Slot(index, due, index + 1))
+            return self._planned(Slot(index, due, index + 1, earliest))
         return self._planned(Slot(None, idle_due, index))
 
     def _planned(self, slot: Slot) -> Slot:
@@ -166,12 +167,13 @@ class FrameScheduler:
     def release(self, slot: Slot) -> float:
         """Wait until the slot is due on the sink clock; record and return the release time.
 
-        A speech frame's due time is read again on waking (~1.5 ms before it), when the
-        sink may have turned an estimate into an exact DAC time.
+        A speech frame's due time is read again on waking (~3 ms before it), when the
+        sink may have turned an estimate into an exact DAC time. The recorded due time is
+        the frame's own, so a release held back by ``not_before`` counts as late.
         """
         due, fresh = slot.due, slot.index is None
         while True:
-            left = due - self.sink.now()
+            left = max(due, slot.not_before) - self.sink.now()
             if left <= 0:
                 break
             if left > _COARSE_MARGIN + _SPIN:

@@ -113,8 +113,8 @@ def test_play_file_streams_every_frame_in_order(speech_wav, tmp_path):
     assert jaw(frames).max() > 0.1  # the mouth moved
     assert jaw(frames)[-1] < 0.05  # and came back to rest
     assert report["frames"][0]["index"] is None  # idle frames came before the speech
-    dues = np.array([f["due"] for f in report["frames"]])
-    assert np.diff(dues).min() >= 0.5 / FPS - 1e-6  # never planned as a burst
+    sent = np.array([f["sent"] for f in report["frames"]])
+    assert np.diff(sent).min() >= 0.5 / FPS - 1e-6  # never a burst
 
 
 @needs_espeak
@@ -287,8 +287,8 @@ def test_slow_stdin_producer_with_a_gap(tmp_path):
     speech = [f["index"] for f in report["frames"] if f["index"] is not None]
     assert speech == sorted(set(speech))
     assert len(speech) + report["dropped"] == math.ceil(len(pcm) / 2 / 22050 * FPS)
-    dues = np.array([f["due"] for f in report["frames"]])
-    assert np.diff(dues).min() >= 0.5 / FPS - 1e-6  # no burst when speech resumed
+    sent = np.array([f["sent"] for f in report["frames"]])
+    assert np.diff(sent).min() >= 0.5 / FPS - 1e-6  # no burst when speech resumed
 
 
 def test_cli_module_runs_without_a_display():
