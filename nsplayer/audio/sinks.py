@@ -28,6 +28,8 @@ from nsplayer.errors import NsplayerError
 
 UNDERRUN_MODES = ("silence", "pause")
 _HISTORY = 4096  # callbacks remembered: tens of seconds, far more than any output latency
+_SMOOTHING = 0.1  # share of each DAC-time surprise taken (see Sink._smooth)
+_JUMP = 0.010  # a DAC time this far from the prediction is a real jump, taken whole
 
 
 class Sink:
@@ -106,11 +108,16 @@ class Sink:
             return self._estimate() + (sample_index - self._consumed) / self.sample_rate
 
     def _estimate(self) -> float:
-        """DAC time of the next sample to play (lock held)."""
+        """DAC time of the next sample to play (lock held).
+
+        While playing, the device's own pace (the last callback's DAC time plus its length)
+        is the best guess, even if a callback runs late; otherwise the next start is
+        start_lead ahead, and never in the past.
+        """
+        if self._flowing and self._next_dac is not None:
+            return self._next_dac
         now = self.now()
         base = max(now + self.latency if self._next_dac is None else self._next_dac, now)
-        if self._flowing:
-            return base
         if self._play_from is not None:
             return max(self._play_from, base)
         return base + self._lead(self._period)
@@ -231,6 +238,7 @@ class Sink:
         frames = len(out)
         with self._cond:
             period = frames / self.sample_rate
+            dac = self._smooth(dac)
             active = not (self._filling or self._closed or self._held or self._gated)
             take = 0
             if active and self._count:
@@ -259,6 +267,19 @@ class Sink:
             free = len(self._ring) - self._count
             if free >= self._batch > free - take:  # just made room for a writer's batch
                 self._cond.notify_all()
+
+    def _smooth(self, dac: float) -> float:
+        """Follow the device's DAC times without their jitter (lock held).
+
+        Some drivers (ALSA's PulseAudio plugin) report DAC times that wander by a few ms
+        from one callback to the next, while the samples play at a steady rate. Each new
+        time is predicted from the last plus one buffer and corrected by a tenth of the
+        surprise: jitter averages out, drift is followed within microseconds, and a real
+        jump (a stall, a restart) of more than _JUMP is taken at once.
+        """
+        if self._next_dac is None or abs(dac - self._next_dac) > _JUMP:
+            return dac
+        return self._next_dac + _SMOOTHING * (dac - self._next_dac)
 
     def _advance(self) -> None:
         """Run any callbacks that are due (only the null sink has to)."""
