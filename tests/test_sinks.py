@@ -197,3 +197,17 @@ def test_gate_holds_queued_audio_until_opened():
     announced = sink.dac_time(0)
     clock.t += 0.2
     assert sink.dac_time(0) == pytest.approx(announced) and sink.consumed == 800
+
+
+def test_jittery_dac_times_are_smoothed_and_real_jumps_taken_whole():
+    clock = FakeClock()  # stands still: the callbacks below are driven by hand
+    sink = NullSink(SR, clock=clock.now, buffer_ms=0, capacity_s=10.0, start_lead=0.0)
+    sink.write(np.zeros((SR * 4, 1), np.float32))
+    out = np.zeros((80, 1), np.float32)  # 10 ms buffers
+    jitter = np.random.default_rng(1).uniform(-0.002, 0.002, 300)
+    for k in range(300):
+        jump = 0.05 if k >= 200 else 0.0  # a real 50 ms stall after 2 s
+        sink._consume(out, 100.0 + k * 0.01 + jump + jitter[k])
+    for k in range(50, 200, 10):  # settled: within a fraction of the +-2 ms jitter
+        assert abs(sink.dac_time(k * 80) - (100.0 + k * 0.01)) < 0.0008
+    assert sink.dac_time(250 * 80) == pytest.approx(100.0 + 2.5 + 0.05, abs=0.0015)
