@@ -32,7 +32,8 @@ from nsplayer.config import Options
 from nsplayer.errors import NsplayerError
 from nsplayer.models.base import EMOTION_NAMES, FaceModel
 
-BLOCK_S = 0.02  # source block: small, so streams start fast and the model keeps up evenly
+FILE_BLOCK_S = 0.1  # source blocks: the model costs ~4x less per second in 100 ms steps
+STREAM_BLOCK_S = 0.02  # than in 20 ms ones, but a stream's first frames must not wait
 EASE_OUT_S = 0.2  # longest ease back to idle after speech or a stop
 _DAY_S = 86400
 
@@ -78,7 +79,8 @@ class _Feed(threading.Thread):
 
     def run(self) -> None:
         try:
-            block = max(1, round(self.source.sample_rate * BLOCK_S))
+            seconds = STREAM_BLOCK_S if self.source.frames is None else FILE_BLOCK_S
+            block = max(1, round(self.source.sample_rate * seconds))
             for pcm in self.source.blocks(block):
                 self.samples += len(pcm)
                 if self.model is not None:
