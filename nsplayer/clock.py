@@ -198,6 +198,7 @@ class FrameScheduler:
             "av_offset_ms": self.av_offset * 1000.0,
             "dropped": self.dropped,
             "underruns": self.sink.underruns,
+            "device_status_errors": self.sink.status_errors,
             "summary": self.stats.summary(),
             "frames": self.stats.frames(),
         }

@@ -62,6 +62,7 @@ class Sink:
         self.latency = 0.0  # nominal output latency (PortAudio's figure)
         self.measured_latency: float | None = None  # last callback's DAC time - its time
         self.underruns = 0
+        self.status_errors = 0  # callbacks the device flagged (e.g. output underflow)
         self.start_lead = start_lead
         self._pause_on_underrun = underrun == "pause"
         self._prebuffer = max(1, round(sample_rate * buffer_ms / 1000.0))
@@ -362,7 +363,6 @@ class DeviceSink(Sink):
         self.source_rate = sample_rate
         self._source_channels = channels
         self._resampler = None if rate == sample_rate else LinearResampler(sample_rate, rate)
-        self.status_errors = 0
         self._held = True
         self._last_callback: float | None = None
         self._callbacks = 0
