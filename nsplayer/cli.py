@@ -390,11 +390,25 @@ def serve(
 @common_options
 @click.option("--input-device", metavar="NAME|INDEX", help="Microphone (see `nsplayer devices`).")
 @click.option("--rate", type=click.IntRange(8000, 192000), help="Input rate. [default: device's]")
-@click.option("--block", "block_ms", type=click.FloatRange(1, 100), default=5.0, metavar="MS",
-              show_default=True, help="Input block size.")
+@click.option(
+    "--block",
+    "block_ms",
+    type=click.FloatRange(1, 100),
+    default=5.0,
+    metavar="MS",
+    show_default=True,
+    help="Input block size.",
+)
 @click.option("--monitor", is_flag=True, help="Play the input on --device as well.")
-@click.option("--hop", "hop_ms", type=click.FloatRange(10), default=100.0, metavar="MS",
-              show_default=True, help="--model neurosync: re-send the newest window this often.")
+@click.option(
+    "--hop",
+    "hop_ms",
+    type=click.FloatRange(10),
+    default=100.0,
+    metavar="MS",
+    show_default=True,
+    help="--model neurosync: re-send the newest window this often.",
+)
 @click.option("--duration", type=click.FloatRange(0), help="Stop after S seconds of input.")
 @click.option("--no-vad", is_flag=True, help="Animate every sound, not only voice.")
 @click.pass_context
@@ -403,8 +417,14 @@ def live(ctx: click.Context, rate, block_ms, monitor, hop_ms, duration, no_vad, 
     from nsplayer.live import LiveSettings, run_live
 
     options = build_options(ctx, params)
-    settings = LiveSettings(rate=rate, block_ms=block_ms, monitor=monitor, hop_ms=hop_ms,
-                            duration=duration, gate=not no_vad)
+    settings = LiveSettings(
+        rate=rate,
+        block_ms=block_ms,
+        monitor=monitor,
+        hop_ms=hop_ms,
+        duration=duration,
+        gate=not no_vad,
+    )
     quiet = options.verbose < 0
     result = run_live(options, settings, lambda line: quiet or click.echo(line, err=True))
     if result.exit_code:
