@@ -86,9 +86,9 @@ class MicInput:
     """
 
     def __init__(self, device: str | int | None, rate: int | None, block_ms: float) -> None:
-        from nsplayer.audio.sinks import _sounddevice, resolve_device
+        from nsplayer.audio.sinks import load_sounddevice, resolve_device
 
-        sd = _sounddevice()
+        sd = load_sounddevice()
         try:
             index = resolve_device(device, "input")
         except NsplayerError as exc:  # its message names --device, the output option
@@ -276,10 +276,10 @@ class SlidingWindows:
         return out
 
     def _request(self, pcm: np.ndarray) -> np.ndarray:
-        from nsplayer.models.neurosync import _wav_bytes
+        from nsplayer.models.neurosync import wav_bytes
 
         rows = math.ceil(len(pcm) / self._rate * NEUROSYNC_FPS)
-        answer = self._client.post(_wav_bytes(pcm, self._rate), rows)
+        answer = self._client.post(wav_bytes(pcm, self._rate), rows)
         self.answered = True
         return answer
 
@@ -401,10 +401,10 @@ class LiveSession:
 
     def run(self, duration: float | None) -> LiveResult:
         """Until ``duration`` seconds of input, a signal or a device fault; always eases out."""
-        from nsplayer.player import _stop_on_signals
+        from nsplayer.stopping import stop_on_signals
 
         limit = math.inf if duration is None else duration * self.mic.rate
-        with _stop_on_signals() as stop:  # a second Ctrl-C cannot cut the ease-out short
+        with stop_on_signals() as stop:  # a second Ctrl-C cannot cut the ease-out short
             try:
                 while self.clock.samples < limit and stop.signum is None:
                     self._step()
@@ -581,9 +581,9 @@ def _producer(options, settings: LiveSettings, rate: int) -> FrameProducer:
     from nsplayer.models import create_model
 
     if options.model == "neurosync":
-        from nsplayer.models.neurosync import _HttpClient
+        from nsplayer.models.neurosync import HttpClient
 
-        client = _HttpClient(options.neurosync)
+        client = HttpClient(options.neurosync)
         return SlidingWindows(client, rate, options.fps, settings.hop_ms / 1000)
     return StreamingFrames(create_model(options.model, rate, options.fps, causal=True))
 

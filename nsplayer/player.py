@@ -11,7 +11,6 @@ the face is ready when the sound is heard.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 import time
@@ -31,6 +30,7 @@ from nsplayer.clock import FrameScheduler, Slot
 from nsplayer.config import Options
 from nsplayer.errors import NsplayerError
 from nsplayer.models.base import EMOTION_NAMES, FaceModel
+from nsplayer.stopping import Stop, stop_on_signals
 
 FILE_BLOCK_S = 0.1  # source blocks: the model costs ~4x less per second in 100 ms steps
 STREAM_BLOCK_S = 0.02  # than in 20 ms ones, but a stream's first frames must not wait
@@ -110,42 +110,24 @@ class _Feed(threading.Thread):
 
     def row(self, index: int) -> np.ndarray | None:
         """Frame ``index`` if computed; frames before it are forgotten (never needed again)."""
+        if self.idling(index):
+            return None
         with self._lock:
             while self._rows and self._first < index:
                 self._rows.popleft()
                 self._first += 1
             return self._rows[0] if self._rows and self._first == index else None
 
+    def idling(self, index: int) -> bool:
+        """True from the frame where a failed model was told to idle (--on-model-error idle)."""
+        idle_from = getattr(self.model, "idle_from_frame", None)
+        return idle_from is not None and index >= idle_from
+
     def finished(self, index: int, sample_rate: int, fps: int) -> bool:
         """True once speech frame ``index`` is past the last frame or the last sample."""
         if self.total is None:
             return False
         return index >= self.total or round(index * sample_rate / fps) >= self.sink.written
-
-
-class _Stop:
-    """SIGINT/SIGTERM set a flag the main loop checks every frame (portable: no tricks)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __call__(self, signum: int, _frame: object) -> None:
-        self.signum = signum
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[_Stop]:
-    stop = _Stop()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    signals = [signal.SIGINT, signal.SIGTERM]
-    previous = {s: signal.signal(s, stop) for s in signals}
-    try:
-        yield stop
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 class _Run:
@@ -185,7 +167,7 @@ class _Run:
         if self._recorded is not None:
             self._recorded.append(values)
 
-    def loop(self, feed: _Feed | None, stop: _Stop, max_frames: int | None = None) -> None:
+    def loop(self, feed: _Feed | None, stop: Stop, max_frames: int | None = None) -> None:
         """Send packets until the speech ends, a signal arrives, or ``max_frames`` (idle)."""
         index: int | None = 0 if feed is not None else None
         fps = self.options.fps
@@ -199,7 +181,7 @@ class _Run:
             speech = None
             if slot.index is not None and feed is not None:
                 speech = feed.row(slot.index)
-                self.missing += speech is None
+                self.missing += speech is None and not feed.idling(slot.index)
             self.send(slot, speech)
             index = slot.next_index
 
@@ -210,7 +192,7 @@ class _Run:
                 return
             self.send(self.scheduler.plan(None), None)
 
-    def play_out(self, stop: _Stop) -> None:
+    def play_out(self, stop: Stop) -> None:
         """Idle frames while the rest of the audio plays (e.g. a CSV shorter than its audio)."""
         progress, changed = -1, time.monotonic()
         while stop.signum is None and not self.sink.played():
@@ -294,7 +276,7 @@ def _drive(
         feed.quiet = run.scheduler.wait_for_quiet
         if options.verbose >= 0:
             _announce(source, sink, options)
-        with _stop_on_signals() as stop, _fine_thread_switching():
+        with stop_on_signals() as stop, _fine_thread_switching():
             feed.start()
             failure = None
             try:
@@ -375,6 +357,6 @@ def idle(options: Options, duration: float | None = None) -> PlayResult:
     sink = NullSink(48000)
     run = _Run(options, sink, sink.sample_rate)
     max_frames = None if duration is None else round(duration * options.fps)
-    with _stop_on_signals() as stop, _fine_thread_switching():
+    with stop_on_signals() as stop, _fine_thread_switching():
         run.loop(None, stop, max_frames)
     return run.finish(stop.signum)

@@ -274,9 +274,9 @@ def server_url() -> Iterator[tuple[str, Callable[[], None]]]:
 def neurosync_client(server_url) -> object:
     """The real NeuroSync HTTP client talking to that server."""
     from nsplayer.config import NeuroSyncSettings
-    from nsplayer.models.neurosync import _HttpClient
+    from nsplayer.models.neurosync import HttpClient
 
-    return _HttpClient(NeuroSyncSettings(url=server_url[0]))
+    return HttpClient(NeuroSyncSettings(url=server_url[0]))
 
 
 def test_sliding_windows_send_each_frame_once_from_the_newest_window(neurosync_client) -> None:

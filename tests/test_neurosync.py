@@ -23,10 +23,12 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from livelink import read_csv
+from livelink.names import JAW_OPEN
 from nsplayer.config import NeuroSyncSettings
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
-from nsplayer.models.neurosync import NeuroSyncModel, _HttpClient, _wav_bytes
+from nsplayer.models.neurosync import HttpClient, NeuroSyncModel, wav_bytes
 from nsplayer.server import API_PATH, ServerSettings, infer, make_server
 
 RATE = 16000
@@ -70,7 +72,7 @@ def serve_url() -> Iterator[str]:
 def test_short_file_is_one_request_with_exact_frames(serve_url: str) -> None:
     pcm = speechlike(1.5)
     frames = run(NeuroSyncModel(RATE, 60, settings(serve_url)), pcm)
-    sent, _ = sf.read(io.BytesIO(_wav_bytes(pcm, RATE)), dtype="float32")  # as 16-bit WAV
+    sent, _ = sf.read(io.BytesIO(wav_bytes(pcm, RATE)), dtype="float32")  # as 16-bit WAV
     np.testing.assert_allclose(frames, infer(sent, RATE), atol=1e-4)
 
 
@@ -275,7 +277,7 @@ ROWS = st.lists(st.lists(NUMBERS, min_size=61, max_size=61), min_size=1, max_siz
 @hsettings(max_examples=200, deadline=None)
 @given(st.one_of(JSON, st.builds(lambda rows: {"blendshapes": rows}, ROWS)))
 def test_any_json_answer_is_an_error_or_clean_rows(payload: object) -> None:
-    client = _HttpClient(NeuroSyncSettings(url="http://127.0.0.1:9/x"))
+    client = HttpClient(NeuroSyncSettings(url="http://127.0.0.1:9/x"))
     try:
         rows = client._parse(json.dumps(payload).encode())
     except NsplayerError:
@@ -395,6 +397,20 @@ def test_killed_server_stops(faulty) -> None:
     )
     with pytest.raises(NsplayerError, match=r"127\.0\.0\.1"):
         run(model, speechlike(14.0))
+
+
+def test_cli_server_killed_mid_play_shows_the_idle_face(faulty, tmp_path) -> None:
+    """--on-model-error idle: after the failure the player animates idle, not zero rows."""
+    srv = killed_after_first(faulty)
+    (tmp_path / "nsplayer.yaml").write_text("neurosync:\n  segment_s: 2\n  overlap_s: 0.5\n")
+    sent = tmp_path / "sent.csv"
+    proc = play_cli(
+        tmp_path, srv.url, "--on-model-error", "idle", "--save-csv", str(sent), seconds=4.0
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "showing the idle face" in proc.stderr
+    jaw = read_csv(sent).values[:, JAW_OPEN]
+    assert (jaw[-30:] >= 0.015).all()  # the idle face's relaxed jaw (zero rows would give 0)
 
 
 # --- the API key ------------------------------------------------------------------------------

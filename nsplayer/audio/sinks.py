@@ -356,7 +356,7 @@ class DeviceSink(Sink):
     def __init__(
         self, sample_rate: int, channels: int, *, device: str | int | None = None, **kwargs: object
     ) -> None:
-        sd = _sounddevice()
+        sd = load_sounddevice()
         index = resolve_device(device, "output")
         rate, out_channels = _output_settings(sd, index, sample_rate, channels)
         super().__init__(rate, out_channels, **kwargs)  # type: ignore[arg-type]
@@ -463,7 +463,7 @@ class LinearResampler:
         return out.astype(np.float32)
 
 
-def _sounddevice():
+def load_sounddevice():
     """Import sounddevice, turning a missing PortAudio into an NsplayerError."""
     try:
         import sounddevice as sd
@@ -479,7 +479,7 @@ def resolve_device(device: str | int | None, kind: str = "output") -> int | None
     """A device index from an index, an exact name or a unique part of a name."""
     if device is None or device == "":
         return None
-    sd = _sounddevice()
+    sd = load_sounddevice()
     devices = sd.query_devices()
     channels = f"max_{kind}_channels"
     if isinstance(device, int) or str(device).isdigit():
@@ -553,7 +553,7 @@ def open_sink(
 
 def list_devices() -> list[dict[str, object]]:
     """Every audio device with its index, name, host API, channels and default rate."""
-    sd = _sounddevice()
+    sd = load_sounddevice()
     apis = sd.query_hostapis()
     defaults = sd.default.device
     rows = []

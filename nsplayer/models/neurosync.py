@@ -67,7 +67,7 @@ class _Retryable(Exception):
     """A failure worth another attempt (connection error, 5xx); carries a safe message."""
 
 
-class _HttpClient:
+class HttpClient:
     """Posts WAV segments and returns validated, sanitized rows. Thread-safe."""
 
     def __init__(self, settings: NeuroSyncSettings) -> None:
@@ -327,7 +327,7 @@ class NeuroSyncModel(FaceModel):
         self.lookahead_s = settings.segment_s + REQUEST_ALLOWANCE_S
         self.idle_from_frame: int | None = None  # output frame from which rows carry no speech
         self._settings = settings
-        self._client = _HttpClient(settings)
+        self._client = HttpClient(settings)
         self._pool = _Workers(max(1, settings.max_inflight))
         self._seg = round(settings.segment_s * SERVER_FPS)
         self._overlap = round(settings.overlap_s * SERVER_FPS)
@@ -423,7 +423,7 @@ class NeuroSyncModel(FaceModel):
         if final and end - start < MIN_CONTEXT_S * SERVER_FPS:
             start = max(0, min(start, end - math.ceil(MIN_CONTEXT_S * SERVER_FPS)))
         a, b = self._sample(start), self._n_samples if final else self._sample(end)
-        wav = _wav_bytes(self._audio(a, b), self.sample_rate)
+        wav = wav_bytes(self._audio(a, b), self.sample_rate)
         future = self._pool.submit(self._client.post, wav, end - start)
         self._pending.append(_Pending(start, end, final, future))
         self._next_start, self._covered = end - self._overlap, end
@@ -534,7 +534,7 @@ class NeuroSyncModel(FaceModel):
         return rows
 
 
-def _wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
+def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, np.clip(pcm, -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
