@@ -65,6 +65,10 @@ def _columns(path: Path, header: list[str]) -> tuple[list[int], list[int], int |
     if duplicates:
         raise ValueError(f"{path}, line 1: duplicate columns: {', '.join(duplicates)}")
     missing = [name for name in BLENDSHAPE_NAMES if name.lower() not in lower]
+    if len(missing) == len(BLENDSHAPE_NAMES):
+        raise ValueError(
+            f"{path}, line 1: no Live Link Face header (Timecode, BlendshapeCount, ...)"
+        )
     if missing:
         raise ValueError(f"{path}, line 1: missing columns: {', '.join(missing)}")
     index = [lower.index(name.lower()) for name in BLENDSHAPE_NAMES]

@@ -149,7 +149,7 @@ def _targets(value: object, text: bool) -> tuple[str, ...]:
     for target in targets:
         host, _, port = target.rpartition(":")
         if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise _Bad(what)
+            raise _Bad(f"{what}; {target!r} is not")
     if not targets:
         raise _Bad(what)
     return targets
