@@ -32,8 +32,19 @@ def test_mouth_blends_in_fast_and_brows_slow(fps):
     brow_frames = int(np.argmax(out[:, BROW_INNER_UP] >= 0.99)) + 1
     assert 0.08 * fps <= jaw_frames <= 0.12 * fps
     assert 0.25 * fps <= brow_frames <= 0.35 * fps
-    assert 0 < out[0, JAW_OPEN] < 0.3  # no jump on the first frame
+    assert 0 < out[0, JAW_OPEN] <= 1 / (0.1 * fps) + 1e-6  # a full-range step eases in
     assert np.all(np.diff(out[:, JAW_OPEN]) >= 0)
+
+
+def test_an_opening_mouth_is_followed_without_delay():
+    """Blending in adds no latency: a jaw the model opens gradually shows in the same frame."""
+    anim = Animator(FPS, seed=3)
+    for _ in range(30):
+        anim.step(None)
+    ramp = np.linspace(0.0, 0.6, 8)
+    out = np.array([anim.step(speech_row(c17=float(v)))[JAW_OPEN] for v in ramp])
+    assert np.all(out >= ramp - 1e-6)
+    assert np.all(np.diff(out) <= 1 / (0.1 * FPS) + 1e-6)  # no jump beyond the blend rate
 
 
 @pytest.mark.parametrize("fps", [30, 60, 120])

@@ -107,6 +107,12 @@ class Animator:
         self._up = np.where(slow, 1 / (SLOW_BLEND_IN_S * fps), 1 / (FAST_BLEND_S * fps))
         self._down = -np.where(slow, 1 / (SLOW_BLEND_OUT_S * fps), 1 / (FAST_BLEND_S * fps))
         self._replace = (~_mask(ADDITIVE_REGIONS)).astype(np.float32)
+        # Fast channels follow a rising speech value at once (rate-limited to a full-range
+        # move per FAST_BLEND_S): the cross-fade then adds no latency to an opening mouth,
+        # while a row that starts mid-motion still eases in.
+        self._follow = ~slow & (self._replace > 0)
+        self._rise = np.float32(1 / (FAST_BLEND_S * fps))
+        self._prev = np.zeros(N_VALUES, np.float32)
         self._eyes = np.flatnonzero(_mask(EYE_REGIONS))
         self._blinks = [EYE_BLINK_LEFT, EYE_BLINK_RIGHT]
         self._brow = BROW_INNER_UP  # a slow channel: model emotions fade with it
@@ -149,9 +155,13 @@ class Animator:
         np.subtract(self._speech, out, out=out)
         out *= self._eased
         out += idle
+        if speech is not None:
+            rising = np.minimum(self._speech, self._prev + self._rise)
+            np.maximum(out, rising, out=out, where=self._follow)
         out[self._blinks] = np.maximum(out[self._blinks], idle[self._blinks])
         self._add_emotion(out)
         np.clip(out, self._lo, self._hi, out=out)
+        self._prev[:] = out
         return out.copy()
 
     def _take(self, speech: np.ndarray) -> None:
