@@ -86,21 +86,11 @@ class MicInput:
     """
 
     def __init__(self, device: str | int | None, rate: int | None, block_ms: float) -> None:
-        from nsplayer.audio.sinks import load_sounddevice, resolve_device
+        from nsplayer.audio.sinks import device_info, load_sounddevice, resolve_device
 
         sd = load_sounddevice()
-        try:
-            index = resolve_device(device, "input")
-        except NsplayerError as exc:  # its message names --device, the output option
-            hint = str(exc).replace("--device", "--input-device", 1)
-            raise NsplayerError(f"{hint}; pick one with --input-device NAME|INDEX") from None
-        try:
-            info = sd.query_devices(index, "input")
-        except (ValueError, sd.PortAudioError) as exc:
-            raise NsplayerError(
-                f"no audio input device ({exc}) — list them with `nsplayer devices` "
-                "and pick one with --input-device NAME|INDEX"
-            ) from None
+        index = resolve_device(device, "input")
+        info = device_info(sd, index, "input", "")
         self.rate = int(rate or info["default_samplerate"] or 16000)
         self.block = max(1, round(self.rate * block_ms / 1000.0))
         self.device_name = str(info["name"])

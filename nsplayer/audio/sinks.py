@@ -475,6 +475,9 @@ def load_sounddevice():
     return sd
 
 
+_OPTION = {"output": "--device", "input": "--input-device"}
+
+
 def resolve_device(device: str | int | None, kind: str = "output") -> int | None:
     """A device index from an index, an exact name or a unique part of a name."""
     if device is None or device == "":
@@ -494,18 +497,23 @@ def resolve_device(device: str | int | None, kind: str = "output") -> int | None
     if len(matches) == 1:
         return matches[0]
     what = "matches several" if matches else "matches no"
-    raise NsplayerError(f"--device {device!r} {what} {kind} device — see `nsplayer devices`")
+    raise NsplayerError(f"{_OPTION[kind]} {device!r} {what} {kind} device — see `nsplayer devices`")
+
+
+def device_info(sd, index: int | None, kind: str, fallback: str) -> dict:
+    """sounddevice's description of device ``index`` (None: the default ``kind`` device)."""
+    try:
+        return sd.query_devices(index, kind)
+    except (ValueError, sd.PortAudioError) as exc:
+        raise NsplayerError(
+            f"no audio {kind} device ({exc}) — pick one with {_OPTION[kind]} "
+            f"(see `nsplayer devices`){fallback}"
+        ) from None
 
 
 def _output_settings(sd, index: int | None, rate: int, channels: int) -> tuple[int, int]:
     """The source rate and channels if the device takes them, else what it does take."""
-    try:
-        info = sd.query_devices(index, "output")
-    except (ValueError, sd.PortAudioError) as exc:
-        raise NsplayerError(
-            f"no audio output device ({exc}) — pick one with --device (see `nsplayer devices`) "
-            "or use --no-audio"
-        ) from None
+    info = device_info(sd, index, "output", " or use --no-audio")
     channels = min(channels, int(info["max_output_channels"])) or 1
     try:
         sd.check_output_settings(index, channels=channels, dtype="float32", samplerate=rate)
