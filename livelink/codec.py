@@ -27,6 +27,7 @@ _TAIL = struct.Struct(">ifiiB")  # frame time + count
 _VALUES_BE = np.dtype(">f4")
 _TIME_SIZE = _TIME.size  # 16
 _VALUES_SIZE = 4 * N_VALUES  # 244
+FRAME_FROM_END = _TAIL.size + _VALUES_SIZE  # the int32 frame number starts this far from the end
 
 
 class PacketError(ValueError):

@@ -124,8 +124,30 @@ class LiveLinkSender:
             entry = self._subjects[subject] = _Subject(buffer, offset, view)
         return entry
 
+    def packet(self, values: np.ndarray, time: FrameTime, subject: str | None = None) -> bytes:
+        """The packet ``send`` would send (for sending later, e.g. from another process)."""
+        return bytes(self._pack(values, time, subject))
+
     def send(self, values: np.ndarray, time: FrameTime, subject: str | None = None) -> None:
         """Send one frame (61 finite values, protocol order) to every target."""
+        self.send_packet(self._pack(values, time, subject))
+
+    def send_packet(self, packet: bytes | bytearray) -> None:
+        """Send ready-made packet bytes to every target."""
+        for sock in self._sockets:
+            try:
+                sock.send(packet)
+                self.sent += 1
+            except OSError as exc:  # refused (ICMP), buffer full, network down...
+                self.errors += 1
+                self.last_error = exc
+
+    @property
+    def addresses(self) -> list[tuple[int, tuple]]:
+        """(address family, socket address) of every target, as resolved at construction."""
+        return [(sock.family, sock.getpeername()) for sock in self._sockets]
+
+    def _pack(self, values: np.ndarray, time: FrameTime, subject: str | None) -> bytearray:
         entry = self._subject(subject or self.subject)
         values = np.asarray(values, dtype=np.float32)
         check_values(values)
@@ -134,13 +156,7 @@ class LiveLinkSender:
             entry.buffer, entry.tail_offset, time.frame, time.subframe, time.rate_num,
             time.rate_den, N_VALUES,
         )  # fmt: skip
-        for sock in self._sockets:
-            try:
-                sock.send(entry.buffer)
-                self.sent += 1
-            except OSError as exc:  # refused (ICMP), buffer full, network down...
-                self.errors += 1
-                self.last_error = exc
+        return entry.buffer
 
     def close(self) -> None:
         """Close the sockets; safe to call twice."""

@@ -15,17 +15,13 @@ frame late by more than one period is dropped and counted, never sent in a burst
 from __future__ import annotations
 
 import time
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from nsplayer.audio.sinks import Sink
+from nsplayer.sending import InlinePacer, ProcessPacer, SendStats
 
-_COARSE_MARGIN = 0.003  # wake this long before the due time, then wait finely
-_SPIN = 0.0003  # below this, spin instead of sleeping (sleep overshoots ~50-100 us)
-_AFTER_RELEASE = 0.001  # other threads' heavy work resumes this long after a release
+_REFRESH = 0.003  # re-read a speech frame's due time this long before handing it over
 
 
 @dataclass(frozen=True)
@@ -38,58 +34,11 @@ class Slot:
     not_before: float = -float("inf")  # half a period after the previous packet
 
 
-class SendStats:
-    """Per sent packet: speech frame index (-1 idle), audio time, due and send time."""
-
-    def __init__(self) -> None:
-        self.index = array("q")
-        self.audio_time = array("d")
-        self.due = array("d")
-        self.sent = array("d")
-
-    def add(self, index: int | None, audio_time: float, due: float, sent: float) -> None:
-        self.index.append(-1 if index is None else index)
-        self.audio_time.append(audio_time)
-        self.due.append(due)
-        self.sent.append(sent)
-
-    def summary(self) -> dict[str, float | int | None]:
-        """Send error of speech frames (sent - due) and the spread of send intervals, in ms."""
-        speech = np.frombuffer(self.index, np.int64) >= 0
-        error = (np.asarray(self.sent) - np.asarray(self.due))[speech] * 1000.0
-        intervals = np.diff(np.asarray(self.sent)) * 1000.0
-        return {
-            "frames_sent": len(self.index),
-            "speech_frames": int(speech.sum()),
-            "error_ms_p50": _pct(np.abs(error), 50),
-            "error_ms_p99": _pct(np.abs(error), 99),
-            "error_ms_max": _pct(np.abs(error), 100),
-            "error_ms_mean": float(error.mean()) if len(error) else None,
-            "interval_ms_p50": _pct(intervals, 50),
-            "interval_ms_min": _pct(intervals, 0),
-            "interval_ms_max": _pct(intervals, 100),
-        }
-
-    def frames(self) -> list[dict[str, float | int | None]]:
-        return [
-            {
-                "index": None if i < 0 else i,
-                "audio_time": None if i < 0 else a,
-                "due": d,
-                "sent": s,
-            }
-            for i, a, d, s in zip(self.index, self.audio_time, self.due, self.sent, strict=True)
-        ]
-
-
-def _pct(values: np.ndarray, q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 4) if len(values) else None
-
-
 class FrameScheduler:
-    """Plans and releases one packet per frame period, locked to the sink's DAC clock.
+    """Plans one packet per frame period, locked to the sink's DAC clock, and hands each
+    to the pacer just before it is due.
 
-    Use: ``slot = plan(next_speech_index)``, compute the frame, ``release(slot)``, send.
+    Use: ``slot = plan(next_speech_index)``, compute the frame, ``release(slot, packet)``.
     ``sleep`` is injectable so tests run on a fake clock shared with a NullSink.
     """
 
@@ -100,6 +49,7 @@ class FrameScheduler:
         sample_rate: int,
         av_offset_ms: float = 0.0,
         *,
+        pacer: InlinePacer | ProcessPacer,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.sink = sink
@@ -107,12 +57,20 @@ class FrameScheduler:
         self.period = 1.0 / fps
         self.sample_rate = sample_rate
         self.av_offset = av_offset_ms / 1000.0
-        self.dropped = 0
-        self.stats = SendStats()
+        self.pacer = pacer
+        self._skipped = 0  # speech frames planning passed over (too late)
         self._sleep = sleep
         self._last: float | None = None  # due time of the last planned slot
-        self._last_sent = -float("inf")
-        self._release_at = 0.0  # time.monotonic() of the next planned release
+        self._last_release = -float("inf")  # when the last packet is to be sent
+
+    @property
+    def dropped(self) -> int:
+        """Speech frames skipped by planning, plus packets the pacer found too late."""
+        return self._skipped + self.pacer.dropped
+
+    @property
+    def stats(self) -> SendStats:
+        return self.pacer.stats
 
     def due(self, index: int) -> float | None:
         """When speech frame ``index`` should be sent, or None while its audio is unknown."""
@@ -130,8 +88,8 @@ class FrameScheduler:
         """
         now = self.sink.now()
         if self._last is None:
-            self._last = now - self.period
-        earliest = self._last_sent + 0.5 * self.period
+            self._last = now + self.pacer.lead - self.period
+        earliest = max(self._last_release + 0.5 * self.period, now)  # now: after a stall
         idle_due = max(self._last + self.period, earliest)
         while index is not None:
             due = self.due(index)
@@ -141,52 +99,37 @@ class FrameScheduler:
                 steps = round((due - self._last) / self.period)
                 idle_due = max(self._last + (due - self._last) / steps, earliest)
                 break
-            if max(now, earliest) - due > self.period:
-                self.dropped += 1
+            if earliest - due > self.period:
+                self._skipped += 1
                 index += 1
                 continue
             return self._planned(Slot(index, due, index + 1, earliest))
-        return self._planned(Slot(None, idle_due, index))
+        return self._planned(Slot(None, idle_due, index, earliest))
 
     def _planned(self, slot: Slot) -> Slot:
         self._last = slot.due
-        self._release_at = time.monotonic() + (slot.due - self.sink.now())
         return slot
 
-    def wait_for_quiet(self, work: float) -> None:
-        """Called by another thread before ``work`` seconds of GIL-bound work (the model):
-        wait until that work cannot overlap the next release.
+    def release(self, slot: Slot, packet: bytes) -> None:
+        """Wait until the slot is ``pacer.lead`` from due on the sink clock; hand it over.
 
-        CPython runs one thread at a time; a model step that holds the interpreter when a
-        frame is due makes the frame late by up to its length, so it yields to the release.
-        """
-        now, release = time.monotonic(), self._release_at
-        if release - _COARSE_MARGIN - work < now < release + _AFTER_RELEASE:
-            time.sleep(release + _AFTER_RELEASE - now)
-
-    def release(self, slot: Slot) -> float:
-        """Wait until the slot is due on the sink clock; record and return the release time.
-
-        A speech frame's due time is read again on waking (~3 ms before it), when the
-        sink may have turned an estimate into an exact DAC time. The recorded due time is
-        the frame's own, so a release held back by ``not_before`` counts as late.
+        A speech frame's due time is read again ~3 ms before that, when the sink may have
+        turned an estimate into an exact DAC time. The recorded due time is the frame's
+        own, so a release held back by ``not_before`` counts as late.
         """
         due, fresh = slot.due, slot.index is None
         while True:
-            left = max(due, slot.not_before) - self.sink.now()
-            if left <= 0:
-                break
-            if left > _COARSE_MARGIN + _SPIN:
-                self._sleep(left - _COARSE_MARGIN)
+            left = max(due, slot.not_before) - self.pacer.lead - self.sink.now()
+            if left > _REFRESH:
+                self._sleep(left - _REFRESH)
             elif not fresh:
                 fresh = True
                 due = self.due(slot.index) or due  # type: ignore[arg-type]
-            else:  # halve the rest: a late wake-up costs little; spin (yielding) at the end
-                self._sleep(left / 2 if left > _SPIN else 0.0)
-        sent = self._last_sent = self.sink.now()
+            else:
+                break
+        self._last_release = max(due, slot.not_before)
         audio_time = 0.0 if slot.index is None else slot.index / self.fps
-        self.stats.add(slot.index, audio_time, due, sent)
-        return sent
+        self.pacer.send(packet, due, slot.index, audio_time)
 
     def report(self) -> dict[str, object]:
         """The --stats JSON: sink, latency, drops, summary and every sent packet."""

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ from nsplayer.clock import FrameScheduler, Slot
 from nsplayer.config import Options
 from nsplayer.errors import NsplayerError
 from nsplayer.models.base import EMOTION_NAMES, FaceModel
+from nsplayer.sending import PROCESS_LEAD_S, ProcessPacer
 from nsplayer.stopping import Stop, stop_on_signals
 
 FILE_BLOCK_S = 0.1  # source blocks: the model costs ~4x less per second in 100 ms steps
@@ -63,8 +64,6 @@ class _Feed(threading.Thread):
         self.source, self.sink, self.model = source, sink, model
         self.total: int | None = None  # frames in all, once known
         self.samples = 0
-        self.quiet: Callable[[float], None] | None = None  # the scheduler's wait_for_quiet
-        self._work = 0.001  # average model step, seconds
         self.error: BaseException | None = None
         self._rows: deque[np.ndarray] = deque()
         self._first = 0  # frame index of _rows[0]
@@ -84,7 +83,7 @@ class _Feed(threading.Thread):
             for pcm in self.source.blocks(block):
                 self.samples += len(pcm)
                 if self.model is not None:
-                    self.add(self._step(to_mono(pcm)))
+                    self.add(self.model.feed(to_mono(pcm)))
                 if not self.sink.write(pcm):
                     return  # stopped
             if not self.samples:
@@ -98,15 +97,6 @@ class _Feed(threading.Thread):
         finally:
             self.sink.gate(False)
             self.sink.end()
-
-    def _step(self, mono: np.ndarray) -> np.ndarray:
-        """One model step, kept out of the moments frames are released (see wait_for_quiet)."""
-        if self.quiet is not None:
-            self.quiet(2.0 * self._work)
-        start = time.perf_counter()
-        rows = self.model.feed(mono)  # type: ignore[union-attr]
-        self._work = 0.9 * self._work + 0.1 * (time.perf_counter() - start)
-        return rows
 
     def row(self, index: int) -> np.ndarray | None:
         """Frame ``index`` if computed; frames before it are forgotten (never needed again)."""
@@ -137,7 +127,6 @@ class _Run:
         self.options = options
         self.sink = sink
         self.sample_rate = sample_rate
-        self.scheduler = FrameScheduler(sink, options.fps, sample_rate, options.av_offset_ms)
         self.animator = Animator(
             fps=options.fps,
             gains=options.gains,
@@ -149,6 +138,10 @@ class _Run:
             self.sender = LiveLinkSender(options.targets, options.subject, options.device_id)
         except (ValueError, OSError) as exc:
             raise NsplayerError(f"{exc} — use --target HOST:PORT") from None
+        self.pacer = ProcessPacer(self.sender, sink.now, options.fps)
+        self.scheduler = FrameScheduler(
+            sink, options.fps, sample_rate, options.av_offset_ms, pacer=self.pacer
+        )
         self.missing = 0
         self._started = (time.monotonic(), time.process_time())  # for the CPU figure
         self.sent = 0
@@ -157,12 +150,11 @@ class _Run:
 
     def send(self, slot: Slot, speech: np.ndarray | None) -> None:
         values = self.animator.step(speech)
-        self.scheduler.release(slot)
         fps = self.options.fps
         if self._base is None:
             self._base = FrameTime.now(fps, 1).frame
         frame = (self._base + self.sent) % (_DAY_S * fps)
-        self.sender.send(values, FrameTime(frame, 0.0, fps, 1))
+        self.scheduler.release(slot, self.sender.packet(values, FrameTime(frame, 0.0, fps, 1)))
         self.sent += 1
         if self._recorded is not None:
             self._recorded.append(values)
@@ -202,18 +194,24 @@ class _Run:
                 return  # the device stopped taking samples: do not wait forever
             self.send(self.scheduler.plan(None), None)
 
-    def finish(self, stopped_by: int | None) -> PlayResult:
+    def close(self) -> None:
+        """Let the pacer send what it was given, then close the sockets (idempotent)."""
+        self.pacer.close()
         self.sender.close()
+
+    def finish(self, stopped_by: int | None) -> PlayResult:
+        self.close()
         options = self.options
         if options.stats is not None:
             report = self.scheduler.report()
             report["missing"] = self.missing
             wall = time.monotonic() - self._started[0]
-            cpu = time.process_time() - self._started[1]
+            cpu = time.process_time() - self._started[1] + self.pacer.cpu_seconds
             report["cpu_percent"] = round(100.0 * cpu / wall, 2) if wall > 0 else None
             _write(options.stats, json.dumps(report, indent=1))
         if self._recorded is not None and options.save_csv is not None:
-            values = np.asarray(self._recorded, np.float32).reshape(-1, 61)
+            kept = np.delete(np.arange(len(self._recorded)), self.pacer.lost)
+            values = np.asarray(self._recorded, np.float32).reshape(-1, 61)[kept]
             start = FrameTime(self._base or 0, 0.0, options.fps, 1)
             try:
                 write_csv(options.save_csv, values, options.fps, start=start)
@@ -256,7 +254,10 @@ def _drive(
     prebuffer_ms = max(options.buffer_ms, 1000.0 * lookahead + 20.0)  # frames ready at start
     # Announce every audio (re)start early enough for the scheduler to see it (1.5 frame
     # periods) and for a face that leads the sound (negative --av-offset) to be on time.
-    start_lead = 1.5 / options.fps + 0.005 + max(0.0, -options.av_offset_ms / 1000.0)
+    # The scheduler plans each packet PROCESS_LEAD_S early, so the start must be known
+    # that much earlier too.
+    start_lead = 1.5 / options.fps + 0.005 + PROCESS_LEAD_S
+    start_lead += max(0.0, -options.av_offset_ms / 1000.0)
     sink = open_sink(
         source.sample_rate,
         source.channels,
@@ -270,14 +271,14 @@ def _drive(
     feed = _Feed(source, sink, model)
     if rows is not None:
         feed.add(rows)
-    stopped_by = None
+    stopped_by, run = None, None
     try:
         run = _Run(options, sink, source.sample_rate)
-        feed.quiet = run.scheduler.wait_for_quiet
         if options.verbose >= 0:
             _announce(source, sink, options)
         with stop_on_signals() as stop, _fine_thread_switching():
             feed.start()
+            run.pacer.wait_ready()
             failure = None
             try:
                 run.loop(feed, stop)
@@ -292,6 +293,8 @@ def _drive(
             stopped_by = stop.signum
         return run.finish(stopped_by)
     finally:
+        if run is not None:
+            run.close()
         sink.close()
         feed.join(timeout=1.0 if stopped_by is None else 0.2)  # may be stuck reading stdin
         if model is not None and not feed.is_alive():
@@ -357,6 +360,10 @@ def idle(options: Options, duration: float | None = None) -> PlayResult:
     sink = NullSink(48000)
     run = _Run(options, sink, sink.sample_rate)
     max_frames = None if duration is None else round(duration * options.fps)
-    with stop_on_signals() as stop, _fine_thread_switching():
-        run.loop(None, stop, max_frames)
-    return run.finish(stop.signum)
+    try:
+        with stop_on_signals() as stop, _fine_thread_switching():
+            run.pacer.wait_ready()
+            run.loop(None, stop, max_frames)
+        return run.finish(stop.signum)
+    finally:
+        run.close()

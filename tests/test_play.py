@@ -174,19 +174,28 @@ def test_user_errors_are_one_line(tmp_path, args, message):
 
 
 @needs_espeak
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signals_ease_the_face_out_and_exit_128_plus_signal(tmp_path, signum):
+@pytest.mark.parametrize(
+    ("signum", "whole_group"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["sigint", "ctrl-c-to-the-process-group", "sigterm"],
+)
+def test_signals_ease_the_face_out_and_exit_128_plus_signal(tmp_path, signum, whole_group):
+    """A terminal's Ctrl-C reaches the pacer process too: it must still send the ease-out."""
     wav = tmp_path / "long.wav"
     wav.write_bytes(espeak("Ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah."))
     cap = Capture()
     proc = subprocess.Popen(
         [*NSPLAYER, "play", str(wav), "--no-audio", "--target", cap.target],
         stderr=subprocess.PIPE,
+        start_new_session=whole_group,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (jaw(cap.frames) > 0.2).sum() < 10:
         time.sleep(0.02)  # wait until the mouth is busy
-    proc.send_signal(signum)
+    if whole_group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
     assert proc.wait(timeout=10) == 128 + signum  # 130 for Ctrl-C
     frames = cap.stop()
     assert_consecutive(frames)

@@ -1,0 +1,167 @@
+"""The pacer: a small process that sends each packet at its due time, and nothing else.
+
+In one CPython process only one thread runs at a time. The player's other threads
+(audio callback, file reading, model) hold the interpreter for a few hundred
+microseconds at a time, so a packet released from the player's own thread is late
+whenever one of them has it at the wrong moment (2-6 ms, a few times a minute). This
+process owns its interpreter: it reads ``(due time, packet)`` records from stdin a few
+milliseconds ahead of time, sleeps until just before each due time, spins the rest and
+sends to every target.
+
+Rules it shares with the in-process sender (``release_time``): packets go out at least
+half a frame period apart, and one that would be more than a period late is dropped, its
+frame number given to the next packet so the timecode stays consecutive.
+
+Stdlib only, run as a script (``python -I -S pacer.py``) so it starts in ~20 ms.
+
+Protocol (all little-endian). Parent -> child: one JSON line ``{"addresses": [[family,
+sockaddr], ...], "frame_from_end": n, "wrap": frames_per_day, "period": s}``, then per packet
+``<dH`` (due on time.monotonic(), length) + the packet. EOF: send what is queued, report,
+exit. Child -> parent: one byte when ready, then ``<Id`` per packet (sequence number, send
+time or NaN if dropped), and last ``(DONE, CPU seconds used)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from typing import BinaryIO
+
+PACKET = struct.Struct("<dH")  # due time, packet length
+RESULT = struct.Struct("<Id")  # sequence number, send time (NaN: dropped)
+FRAME = struct.Struct(">i")  # the frame number inside a Live Link Face packet
+DONE = 0xFFFFFFFF
+READY = b"R"
+SPIN_S = 0.0002  # sleep until this long before the due time, then spin (sleep overshoots)
+_FLUSH_EVERY = 30  # results per write back to the parent (half a second at 60 fps)
+
+
+def release_time(due: float, last_sent: float, period: float, now: float) -> float | None:
+    """When to send a packet due at ``due``: never within half a period of the last one
+    (no bursts), and None (drop it) if that would make it more than a period late."""
+    at = max(due, last_sent + 0.5 * period)
+    return None if max(at, now) - due > period else at
+
+
+def wait_until(
+    clock: Callable[[], float], at: float, sleep: Callable[[float], None] = time.sleep
+) -> float:
+    """Return ``clock()`` once it reaches ``at``: one sleep, then a short spin."""
+    left = at - clock()
+    if left > SPIN_S:
+        sleep(left - SPIN_S)
+    while (now := clock()) < at:
+        pass
+    return now
+
+
+def _read(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if data is not None and len(data) == size else None
+
+
+class Pacer:
+    """Sends packets at their due times on ``clock``, by the rules of ``release_time``.
+
+    Used by this process on time.monotonic() and, when no pacer process can run, by the
+    player's own thread on the sink clock. A dropped packet's frame number passes to the
+    next one (the int32 at ``len(packet) - frame_from_end``), so the timecode the receiver
+    sees stays consecutive.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[bytearray], None],
+        *,
+        period: float,
+        wrap: int,
+        frame_from_end: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._send, self.period, self._wrap = send, period, wrap
+        self._from_end, self._clock, self._sleep = frame_from_end, clock, sleep
+        self.last_sent = -math.inf
+        self.dropped = 0
+
+    def submit(self, due: float, packet: bytes) -> float | None:
+        """Wait until the packet is due and send it; its send time, or None if dropped."""
+        at = release_time(due, self.last_sent, self.period, self._clock())
+        if at is None:
+            self.dropped += 1
+            return None
+        data = bytearray(packet)
+        offset = len(data) - self._from_end
+        (frame,) = FRAME.unpack_from(data, offset)
+        FRAME.pack_into(data, offset, (frame - self.dropped) % self._wrap)
+        self.last_sent = wait_until(self._clock, at, self._sleep)
+        self._send(data)
+        return self.last_sent
+
+
+def _sockets(addresses: list[list]) -> list[socket.socket]:
+    sockets = []
+    for family, address in addresses:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.connect(tuple(address))
+        sockets.append(sock)
+    return sockets
+
+
+def _sender(sockets: list[socket.socket]) -> Callable[[bytearray], None]:
+    def send(packet: bytearray) -> None:
+        for sock in sockets:
+            with suppress(OSError):  # refused, buffer full, network down: next frame retries
+                sock.send(packet)
+
+    return send
+
+
+def serve(inp: BinaryIO, out: BinaryIO) -> None:
+    """Send every packet read from ``inp`` at its due time; write results to ``out``."""
+    config = json.loads(inp.readline())
+    pacer = Pacer(
+        _sender(_sockets(config["addresses"])),
+        period=config["period"],
+        wrap=config["wrap"],
+        frame_from_end=config["frame_from_end"],
+    )
+    out.write(READY)
+    out.flush()
+    results, seq = bytearray(), 0
+    while (head := _read(inp, PACKET.size)) is not None:
+        due, length = PACKET.unpack(head)
+        packet = _read(inp, length)
+        if packet is None:
+            break
+        sent = pacer.submit(due, packet)
+        results += RESULT.pack(seq, math.nan if sent is None else sent)
+        seq += 1
+        if seq % _FLUSH_EVERY == 0:
+            out.write(results)
+            out.flush()
+            results.clear()
+    out.write(results + RESULT.pack(DONE, time.process_time()))
+    out.flush()
+
+
+def main() -> None:
+    # Ctrl-C reaches the whole process group: the player decides when to stop, and this
+    # process sends its ease-out frames, then ends when its input closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with suppress(BrokenPipeError, KeyboardInterrupt):  # the player is gone
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The pacer process and its fallback, with real processes and real UDP on loopback.
+
+Timing is not asserted (benchmarks/sync.py measures it): these tests check what is sent,
+in what order, with which frame numbers, and what happens when the pacer is late or gone.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from livelink import FrameTime, LiveLinkReceiver, LiveLinkSender
+from nsplayer.pacer import release_time
+from nsplayer.sending import InlinePacer, ProcessPacer
+
+FPS = 60
+P = 1.0 / FPS
+
+
+@pytest.fixture
+def link():
+    with (
+        LiveLinkReceiver(port=0, timeout=0.5) as rx,
+        LiveLinkSender([f"127.0.0.1:{rx.port}"]) as tx,
+    ):
+        yield rx, tx
+
+
+def packet(sender: LiveLinkSender, frame: int, jaw: float = 0.0) -> bytes:
+    values = np.zeros(61, np.float32)
+    values[17] = jaw  # any channel: marks which packet arrived
+    return sender.packet(values, FrameTime(frame, 0.0, FPS, 1))
+
+
+def received(rx: LiveLinkReceiver) -> list:
+    return [frame for frame, _, _ in rx]
+
+
+def test_process_pacer_sends_every_packet_in_order_never_early(link):
+    rx, tx = link
+    pacer = ProcessPacer(tx, time.monotonic, FPS)
+    pacer.wait_ready()
+    start = time.monotonic() + 0.1
+    for i in range(30):
+        pacer.send(packet(tx, 500 + i, i / 30), start + i * P, i, i * P)
+    pacer.close()
+    frames = received(rx)
+    assert [f.time.frame for f in frames] == list(range(500, 500 + len(frames)))
+    assert len(frames) + pacer.dropped == 30
+    sent, due = np.asarray(pacer.stats.sent), np.asarray(pacer.stats.due)
+    assert np.all(sent >= due)  # released at the due time, not before
+    assert list(pacer.stats.index) == sorted(pacer.stats.index)
+    assert pacer.cpu_seconds > 0  # the child reported its own CPU use
+
+
+def test_a_packet_more_than_a_period_late_is_dropped_and_the_timecode_stays_consecutive(link):
+    rx, tx = link
+    pacer = ProcessPacer(tx, time.monotonic, FPS)
+    pacer.wait_ready()
+    now = time.monotonic()
+    pacer.send(packet(tx, 10, 0.1), now + 0.05, 0, 0.0)
+    pacer.send(packet(tx, 11, 0.2), now - 1.0, 1, P)  # a second late: dropped
+    pacer.send(packet(tx, 12, 0.3), now + 0.1, 2, 2 * P)
+    pacer.close()
+    frames = received(rx)
+    assert [f.time.frame for f in frames] == [10, 11]
+    assert [round(float(f.values[17]), 3) for f in frames] == [0.1, 0.3]
+    assert pacer.lost == [1] and pacer.dropped == 1
+    assert list(pacer.stats.index) == [0, 2]
+
+
+def test_sink_clock_times_are_converted_both_ways(link):
+    """Due times on another clock (a sound card's) go out at the right moment and come back
+    on that clock."""
+    rx, tx = link
+    shift = 12345.0
+    pacer = ProcessPacer(tx, lambda: time.monotonic() + shift, FPS)
+    pacer.wait_ready()
+    due = time.monotonic() + shift + 0.05
+    pacer.send(packet(tx, 1), due, 0, 0.0)
+    pacer.close()
+    assert len(received(rx)) == 1
+    assert 0 <= pacer.stats.sent[0] - due < 1.0  # on the sink clock, not monotonic
+
+
+def test_a_dead_pacer_process_falls_back_to_sending_from_this_thread(link):
+    rx, tx = link
+    pacer = ProcessPacer(tx, time.monotonic, FPS)
+    pacer.wait_ready()
+    pacer.send(packet(tx, 1), time.monotonic() + 0.02, 0, 0.0)
+    time.sleep(0.1)
+    pacer._proc.kill()  # the process dies under the player
+    pacer._proc.wait()
+    for i in range(1, 4):
+        pacer.send(packet(tx, 1 + i), time.monotonic() + 0.01, i, i * P)
+    pacer.close()
+    assert [f.time.frame for f in received(rx)] == [1, 2, 3, 4]
+    assert pacer.lead == 0.0  # from now on the scheduler hands packets over at their time
+    assert list(pacer.stats.index)[-3:] == [1, 2, 3]  # packet 0's record died with it
+
+
+def test_no_interpreter_to_start_means_inline_sending(link, monkeypatch):
+    rx, tx = link
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    pacer = ProcessPacer(tx, time.monotonic, FPS)
+    pacer.wait_ready()
+    assert pacer.lead == 0.0
+    pacer.send(packet(tx, 7), time.monotonic() + 0.01, None, 0.0)
+    pacer.close()
+    assert [f.time.frame for f in received(rx)] == [7]
+
+
+def test_inline_pacer_drops_late_packets_and_renumbers(link):
+    rx, tx = link
+    pacer = InlinePacer(tx, time.monotonic, FPS)
+    now = time.monotonic()
+    pacer.send(packet(tx, 100), now - 0.5, 0, 0.0)  # late: dropped
+    pacer.send(packet(tx, 101), now + 0.01, 1, P)
+    assert [f.time.frame for f in received(rx)] == [100]
+    assert pacer.lost == [0]
+
+
+@given(
+    due=st.floats(-10, 10),
+    last=st.floats(-10, 10) | st.just(-math.inf),
+    now=st.floats(-10, 10),
+)
+def test_release_time_never_bursts_and_drops_only_what_is_more_than_a_period_late(due, last, now):
+    at = release_time(due, last, P, now)
+    bound = max(due, last + 0.5 * P)
+    if at is None:
+        assert max(bound, now) - due > P
+    else:
+        assert at == bound and max(at, now) - due <= P
