@@ -6,12 +6,15 @@ MetaHuman can be narrowed down to "nothing arrives" or "arrives but UE ignores i
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import numpy as np
 
@@ -141,6 +144,17 @@ class _Display:
         self.out.flush()
 
 
+def _reader_gone(out: TextIO) -> NoReturn:
+    """The reader closed the pipe (`| head -1`, a pager quit): stop at once, status 0, no
+    message, as `yes | head -1` does. The stream's descriptor is pointed at devnull so the
+    interpreter's final flush of the text still buffered cannot raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):  # no descriptor: nothing left to flush to
+        os.dup2(devnull, out.fileno())
+    os.close(devnull)
+    sys.exit(0)
+
+
 def listen(
     port: int,
     host: str,
@@ -152,7 +166,8 @@ def listen(
     tty: bool = False,
     announce: Callable[[str], None] | None = None,
 ) -> ListenResult:
-    """Receive until ``count`` packets, ``timeout`` seconds without one, or Ctrl-C."""
+    """Receive until ``count`` packets, ``timeout`` seconds without one, or Ctrl-C. If the
+    reader of ``out`` goes away, exit quietly with status 0 (see _reader_gone)."""
     try:
         receiver = LiveLinkReceiver(port, host)
     except OSError as exc:
@@ -186,6 +201,8 @@ def listen(
                     display.update(subjects, receiver.malformed, time.monotonic())
     except KeyboardInterrupt:
         interrupted = True
+    except BrokenPipeError:
+        _reader_gone(out)
     return ListenResult(
         packets, receiver.malformed, subjects, time.monotonic() - start, interrupted
     )

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -65,6 +66,44 @@ def test_ctrl_c_prints_a_summary_and_exits_zero() -> None:
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "(interrupted)" in err
+
+
+def _finish_after_close(proc: subprocess.Popen, poke: Callable[[], None]) -> str:
+    """Close the reader's end of stdout, poke the listener into writing again until it
+    exits (at most 20 s), and return what it wrote on stderr meanwhile."""
+    proc.stdout.close()
+    for _ in range(400):
+        poke()
+        try:
+            proc.wait(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    err = proc.stderr.read()
+    proc.wait(timeout=20)
+    return err
+
+
+def test_json_reader_gone_exits_zero_without_a_word() -> None:
+    """`nsplayer listen --json | head -1`: status 0, no traceback, no summary (like `yes`)."""
+    proc, port = _start("--json", "--timeout", "20")
+    values = np.zeros(61, np.float32)
+    with LiveLinkSender([f"127.0.0.1:{port}"], subject="talker") as sender:
+        for frame in range(3):
+            sender.send(values, FrameTime(frame))
+        assert json.loads(proc.stdout.readline())["subject"] == "talker"
+        err = _finish_after_close(proc, lambda: sender.send(values, FrameTime(9)))
+    assert proc.returncode == 0, err
+    assert err == ""
+
+
+def test_meter_reader_gone_exits_zero_without_a_word() -> None:
+    """`nsplayer listen | head -1`: the plain meter's next line finds the pipe closed."""
+    proc, _ = _start("--timeout", "20")
+    assert "no packets yet" in proc.stdout.readline()
+    err = _finish_after_close(proc, lambda: None)  # the next status line comes within 1 s
+    assert proc.returncode == 0, err
+    assert err == ""
 
 
 def test_port_in_use_is_one_line_and_nonzero() -> None:
