@@ -354,7 +354,13 @@ class DeviceSink(Sink):
     kind = "device"
 
     def __init__(
-        self, sample_rate: int, channels: int, *, device: str | int | None = None, **kwargs: object
+        self,
+        sample_rate: int,
+        channels: int,
+        *,
+        device: str | int | None = None,
+        callback_s: float | None = None,
+        **kwargs: object,
     ) -> None:
         sd = load_sounddevice()
         index = resolve_device(device, "output")
@@ -374,6 +380,7 @@ class DeviceSink(Sink):
                 dtype="float32",
                 device=index,
                 callback=self._callback,
+                blocksize=0 if callback_s is None else round(rate * callback_s),
             )
             self.latency = float(self._stream.latency)
             self.device_name = sd.query_devices(self._stream.device)["name"]
@@ -532,10 +539,13 @@ def open_sink(
     underrun: str = "silence",
     capacity_s: float = 1.0,
     start_lead: float = 0.04,
+    callback_s: float | None = None,
 ) -> Sink:
     """The device sink, or the null sink with one line on stderr when there is no device.
 
-    An explicit ``device`` that cannot be opened is an error rather than a silent fallback.
+    ``callback_s`` sets the device callback's length (None: the host's choice, often
+    shorter, for the lowest latency). An explicit ``device`` that cannot be opened is an
+    error rather than a silent fallback.
     """
     common = {
         "buffer_ms": buffer_ms,
@@ -546,7 +556,7 @@ def open_sink(
     if no_audio:
         return NullSink(sample_rate, channels, **common)
     try:
-        return DeviceSink(sample_rate, channels, device=device, **common)
+        return DeviceSink(sample_rate, channels, device=device, callback_s=callback_s, **common)
     except NsplayerError as exc:
         if device not in (None, ""):
             raise
