@@ -211,3 +211,15 @@ def test_jittery_dac_times_are_smoothed_and_real_jumps_taken_whole():
     for k in range(50, 200, 10):  # settled: within a fraction of the +-2 ms jitter
         assert abs(sink.dac_time(k * 80) - (100.0 + k * 0.01)) < 0.0008
     assert sink.dac_time(250 * 80) == pytest.approx(100.0 + 2.5 + 0.05, abs=0.0015)
+
+
+@pytest.mark.parametrize(("latency", "heard_after"), [(0.05, 0.05), (0.01, 0.04), (0.0, 0.04)])
+def test_a_start_is_announced_start_lead_ahead_counting_the_output_latency(latency, heard_after):
+    """A device whose latency already exceeds start_lead starts at once; a faster one waits
+    for the rest, in whole callbacks (10 ms here)."""
+    clock = FakeClock()
+    sink = NullSink(SR, clock=clock.now, latency=latency, buffer_ms=0, start_lead=0.04)
+    sink.write(np.zeros((800, 1), np.float32))
+    sink.end()
+    clock.t += 0.01  # the virtual callback at 50.01 runs and announces the start
+    assert sink.dac_time(0) == pytest.approx(50.01 + heard_after)

@@ -38,8 +38,9 @@ class Sink:
     ``buffer_ms`` of audio must be queued before playback starts (a jitter buffer for
     streams). On underrun the callback plays silence; with ``underrun="pause"`` it also
     waits for the buffer to refill before resuming, with ``"silence"`` it resumes as soon
-    as data comes. Every (re)start is set ``start_lead`` ahead, so ``dac_time`` announces
-    it before it happens and the first frames are not late. ``dac_time`` stays exact
+    as data comes. Every (re)start is announced by ``dac_time`` at least ``start_lead``
+    before it is heard (the output latency counts towards it), so the first frames are
+    not late. ``dac_time`` stays exact
     through gaps, because each callback records where the real samples it played went.
     """
 
@@ -121,11 +122,13 @@ class Sink:
         base = max(now + self.latency if self._next_dac is None else self._next_dac, now)
         if self._play_from is not None:
             return max(self._play_from, base)
-        return base + self._lead(self._period)
+        return base + self._lead(self._period, base - now)
 
-    def _lead(self, period: float) -> float:
-        """start_lead rounded up to whole callbacks, so a (re)start time is exact."""
-        return self.start_lead if period <= 0 else period * math.ceil(self.start_lead / period)
+    def _lead(self, period: float, ahead: float) -> float:
+        """How long to hold a (re)start whose first sample would be heard ``ahead`` seconds
+        from now: the rest of start_lead, rounded up to whole callbacks so it is exact."""
+        need = max(0.0, self.start_lead - ahead)
+        return need if period <= 0 else period * math.ceil(need / period)
 
     @property
     def written(self) -> int:
@@ -244,7 +247,8 @@ class Sink:
             take = 0
             if active and self._count:
                 if not self._flowing and self._play_from is None:  # announce the (re)start
-                    self._play_from = dac + self._lead(period)
+                    ahead = self.latency if self.measured_latency is None else self.measured_latency
+                    self._play_from = dac + self._lead(period, ahead)
                 if self._flowing or dac >= self._play_from - 0.5 * period:
                     take = min(frames, self._count)
                     self._play_from = None
