@@ -349,18 +349,18 @@ def main() -> None:
     args = parser.parse_args()
     sys.setswitchinterval(0.0005)  # the receiver thread stamps arrivals without waiting for the GIL
     live = stdin = None
-    if not args.skip_live:
-        if (
-            shutil.which("pactl") is None
-            or subprocess.run(["pactl", "info"], capture_output=True).returncode
-        ):
-            print("<!-- live skipped: no PulseAudio server (pactl info failed) -->")
-        else:
-            live = measure_live(6 if args.quick else 40, args.live_args.split())
+    pulse = (
+        shutil.which("pactl") is not None
+        and subprocess.run(["pactl", "info"], capture_output=True).returncode == 0
+    )
+    if not pulse:
+        print("<!-- live and the sound device skipped: no PulseAudio server (pactl info) -->")
+    elif not args.skip_live:
+        live = measure_live(6 if args.quick else 40, args.live_args.split())
     if not args.skip_stdin:
         runs = 1 if args.quick else 10
         stdin = {"--no-audio": measure_stdin(runs, sound=False)}
-        if live is not None:  # PulseAudio is there: also through the (null) sound device
+        if pulse:  # also through the (null) sound device
             stdin["sound device"] = measure_stdin(runs, sound=True)
     print(table(live, stdin))
 
