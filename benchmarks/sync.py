@@ -11,6 +11,11 @@ In the same run the naive approach is measured on the same clocks: a ``time.slee
 loop started beside the audio, as NeuroSync Player does, whose frames are compared
 with the DAC time of their audio; the last column is naive p99 / nsplayer p99.
 
+The machine's own floor is measured at the same time as each player run: an empty
+probe process waits for a 60 fps grid with the pacer's own wait (sleep, then spin) and
+records how late it wakes. No process here can be more punctual than that, so a player
+max near the probe's max is the machine's (the VM or the OS), not the player's.
+
     python benchmarks/sync.py [--quick]
 """
 
@@ -33,6 +38,7 @@ import soundfile as sf
 
 from livelink import FrameTime, LiveLinkReceiver, LiveLinkSender
 from nsplayer.audio.sinks import DeviceSink, NullSink, Sink
+from nsplayer.pacer import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 FPS = 60
@@ -99,16 +105,44 @@ def error_figures(sent: np.ndarray, due: np.ndarray) -> dict[str, float]:
     }
 
 
+def probe(seconds: float) -> None:
+    """The floor probe (run as ``sync.py --probe SECONDS``): wake on a 60 fps grid with the
+    pacer's wait, print the p99 and max lateness in ms as JSON."""
+    start = time.monotonic() + 0.1
+    late = []
+    for i in range(int(seconds * FPS)):
+        due = start + i / FPS
+        late.append(wait_until(time.monotonic, due) - due)
+    ms = np.asarray(late) * 1000
+    print(json.dumps({"p99": float(np.percentile(ms, 99)), "max": float(ms.max())}))
+
+
+@contextmanager
+def floor_probe(seconds: float):
+    """The probe in its own process for ``seconds``; yields a dict filled when it ends."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--probe", str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    result: dict[str, float] = {}
+    try:
+        yield result
+    finally:
+        out, _ = proc.communicate()
+        result.update(json.loads(out))
+
+
 def run_player(clip: Path, device: str | None, work: Path) -> dict[str, float]:
-    """``nsplayer play`` as a subprocess; its stats, receiver jitter and CPU %."""
+    """``nsplayer play`` as a subprocess; its stats, receiver jitter and CPU % (its own and
+    its pacer process's: the pacer is a child it waits for, so wait4 counts it)."""
     arrivals = Arrivals()
     stats = work / "stats.json"
     audio = ["--device", device] if device else ["--no-audio"]
     cmd = [sys.executable, "-m", "nsplayer.cli", "play", str(clip), *audio, "-q"]
     cmd += ["--target", f"127.0.0.1:{arrivals.receiver.port}", "--stats", str(stats)]
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    with floor_probe(sf.info(clip).duration) as floor:
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"nsplayer play failed: {proc.stderr.read().decode()}")
@@ -123,6 +157,8 @@ def run_player(clip: Path, device: str | None, work: Path) -> dict[str, float]:
         cpu=report["cpu_percent"],  # while playing; startup is in the next column
         cpu_total=100 * (usage.ru_utime + usage.ru_stime) / wall,
         frames=len(speech),
+        floor_p99=floor["p99"],
+        floor_max=floor["max"],
     )
     return figures
 
@@ -167,29 +203,13 @@ def pulse_available() -> bool:
     return subprocess.run(["pactl", "info"], capture_output=True).returncode == 0
 
 
-def machine_stalls(seconds: float) -> tuple[int, float]:
-    """Gaps > 1 ms seen by a bare spin loop: the OS or VM taking the core away.
-
-    No user-space player can be more punctual than this floor, so it is printed beside
-    the table: a max error near the longest stall is the machine's, not the scheduler's.
-    """
-    stalls, longest = 0, 0.0
-    prev = time.perf_counter()
-    end = prev + seconds
-    while prev < end:
-        now = time.perf_counter()
-        gap = now - prev
-        if gap > 0.001:
-            stalls += 1
-            longest = max(longest, gap)
-        prev = now
-    return stalls, longest * 1000.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 s clip instead of 60 s")
+    parser.add_argument("--probe", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe:
+        return probe(args.probe)
     seconds = 5.0 if args.quick else 60.0
     sinks = [("null sink", None)] + (
         [("PulseAudio null sink", "pulse")] if pulse_available() else []
@@ -204,15 +224,13 @@ def main() -> None:
                     ours = run_player(clip, device, work)
                     naive = run_naive(clip, device)
                 rows.append((name, loaded, ours, naive))
-    floor_s = seconds / 4
-    stalls, longest = machine_stalls(floor_s)
     print(f"Sync, {seconds:.0f} s of speech at {FPS} fps (errors vs DAC time, ms)\n")
     print(
         "| sink | load | frames | p50 | p99 | max | drift ms/min | arrival jitter p99 "
-        "| dropped | player CPU % (with startup) | naive p99 | naive max | naive drift ms/min "
-        "| naive/ours p99 |"
+        "| dropped | player CPU % (with startup) | machine floor p99 / max "
+        "| naive p99 | naive max | naive drift ms/min | naive/ours p99 |"
     )
-    print("|---" * 14 + "|")
+    print("|---" * 15 + "|")
     for name, loaded, ours, naive in rows:
         ratio = naive["p99"] / ours["p99"] if ours["p99"] > 0 else float("inf")
         print(
@@ -220,6 +238,7 @@ def main() -> None:
             f"| {ours['p50']:.3f} | {ours['p99']:.3f} | {ours['max']:.3f} | {ours['drift']:+.3f} "
             f"| {ours['jitter']:.3f} | {ours['dropped']} "
             f"| {ours['cpu']:.1f} ({ours['cpu_total']:.1f}) "
+            f"| {ours['floor_p99']:.2f} / {ours['floor_max']:.1f} "
             f"| {naive['p99']:.1f} | {naive['max']:.1f} | {naive['drift']:+.1f} | {ratio:.0f}x |"
         )
     print(
@@ -227,8 +246,8 @@ def main() -> None:
         f"±{TARGETS['drift']} ms/min, 0 dropped, player CPU < {TARGETS['cpu']}% of a core."
     )
     print(
-        f"Machine floor: a bare spin loop saw {stalls} stalls > 1 ms in {floor_s:.0f} s, "
-        f"the longest {longest:.1f} ms (the OS or VM took the core away)."
+        "Machine floor: an empty process waking on the same 60 fps grid with the pacer's "
+        "wait, during the player run (its lateness p99 / max, ms)."
     )
 
 
