@@ -69,13 +69,23 @@ class _Feed(threading.Thread):
         self._rows: deque[np.ndarray] = deque()
         self._first = 0  # frame index of _rows[0]
         self._lock = threading.Lock()
-        sink.gate(model is not None)  # a model may answer late (HTTP): hold the audio till then
+        # The audio waits for the first frames (a model may answer late: HTTP) and for the
+        # pacer process to start, so that neither misses the first frames' due times.
+        self._waiting = {"frames", "pacer"}
+        sink.gate(True)
 
     def add(self, rows: np.ndarray) -> None:
         with self._lock:
             self._rows.extend(rows)
         if len(rows):
-            self.sink.gate(False)  # the first frames are ready: let the audio start
+            self.ready("frames")
+
+    def ready(self, what: str) -> None:
+        """``what`` ("frames" or "pacer") is ready; the audio starts once both are."""
+        with self._lock:
+            self._waiting.discard(what)
+            if not self._waiting:
+                self.sink.gate(False)
 
     def run(self) -> None:
         try:
@@ -165,6 +175,8 @@ class _Run:
         index: int | None = 0 if feed is not None else None
         fps = self.options.fps
         while stop.signum is None and (max_frames is None or self.sent < max_frames):
+            if self.sink.failure is not None:
+                raise self.sink.failure
             if feed is not None:
                 if feed.error is not None:
                     raise feed.error
@@ -281,6 +293,7 @@ def _drive(
         with stop_on_signals() as stop, _fine_thread_switching():
             feed.start()
             run.pacer.wait_ready()
+            feed.ready("pacer")
             failure = None
             try:
                 run.loop(feed, stop)

@@ -258,6 +258,34 @@ def test_play_through_the_pulseaudio_null_sink(speech_wav, tmp_path):
     assert speech and speech[0]["due"] > 1e6  # PortAudio's clock, not time.monotonic()
 
 
+@needs_espeak
+@pytest.mark.skipif(not _pulse_running(), reason="no PulseAudio server (CI starts a null sink)")
+def test_sound_card_removed_mid_play_eases_out_with_one_line(tmp_path):
+    """The null sink is unloaded under the player (as a USB headset is pulled): PortAudio's
+    callbacks stop; the player says so in one line, exit 1, and the face is back at idle."""
+    wav = tmp_path / "long.wav"
+    wav.write_bytes(espeak("Ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah, ah."))
+    cap = Capture()
+    proc = subprocess.Popen(
+        [*NSPLAYER, "play", str(wav), "--device", "pulse", "--target", cap.target],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (jaw(cap.frames) > 0.2).sum() < 10:
+            time.sleep(0.02)  # wait until the mouth is busy
+        subprocess.run(["pactl", "unload-module", "module-null-sink"], check=True)
+        assert proc.wait(timeout=20) == 1
+    finally:
+        subprocess.run(["pactl", "load-module", "module-null-sink"], capture_output=True)
+    frames = cap.stop()
+    lines = [line for line in proc.stderr.read().splitlines() if line.startswith("nsplayer:")]
+    assert "the audio device stopped" in lines[-1] and "Traceback" not in "".join(lines)
+    assert_consecutive(frames)
+    assert jaw(frames).max() > 0.2 and jaw(frames)[-1] < 0.05  # eased back to idle
+
+
 PRODUCER = """
 import sys, time
 data = sys.stdin.buffer.read()

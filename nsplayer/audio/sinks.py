@@ -30,6 +30,7 @@ UNDERRUN_MODES = ("silence", "pause")
 _HISTORY = 4096  # callbacks remembered: tens of seconds, far more than any output latency
 _SMOOTHING = 0.1  # share of each DAC-time surprise taken (see Sink._smooth)
 _JUMP = 0.010  # a DAC time this far from the prediction is a real jump, taken whole
+_SILENT_S = 2.0  # a device sink without a callback for this long has stopped
 
 
 class Sink:
@@ -92,6 +93,11 @@ class Sink:
         """The sink's clock, in seconds (same clock as ``dac_time``)."""
         raise NotImplementedError
 
+    @property
+    def failure(self) -> NsplayerError | None:
+        """Why the sink can no longer play (the device went away), or None."""
+        return None
+
     def dac_time(self, sample_index: int) -> float | None:
         """When sample ``sample_index`` is (or will be) heard, on ``now()``'s clock.
 
@@ -122,13 +128,14 @@ class Sink:
         base = max(now + self.latency if self._next_dac is None else self._next_dac, now)
         if self._play_from is not None:
             return max(self._play_from, base)
-        return base + self._lead(self._period, base - now)
+        return base + self._lead(self._period)
 
-    def _lead(self, period: float, ahead: float) -> float:
-        """How long to hold a (re)start whose first sample would be heard ``ahead`` seconds
-        from now: the rest of start_lead, rounded up to whole callbacks so it is exact."""
+    def _lead(self, period: float) -> float:
+        """How long a callback holds a (re)start: its samples are heard the output latency
+        after it runs, so the rest of start_lead, rounded up to whole callbacks (exact)."""
+        ahead = self.latency if self.measured_latency is None else self.measured_latency
         need = max(0.0, self.start_lead - ahead)
-        return need if period <= 0 else period * math.ceil(need / period)
+        return need if period <= 0 else period * math.ceil(need / period - 1e-9)
 
     @property
     def written(self) -> int:
@@ -195,6 +202,7 @@ class Sink:
     def gate(self, closed: bool) -> None:
         """Keep (True) or stop keeping (False) queued samples from playing, e.g. until the
         model's first frames are ready."""
+        self._advance()  # callbacks missed so far ran while the gate was as it was
         with self._cond:
             self._gated = closed
             self._cond.notify_all()
@@ -247,8 +255,7 @@ class Sink:
             take = 0
             if active and self._count:
                 if not self._flowing and self._play_from is None:  # announce the (re)start
-                    ahead = self.latency if self.measured_latency is None else self.measured_latency
-                    self._play_from = dac + self._lead(period, ahead)
+                    self._play_from = dac + self._lead(period)
                 if self._flowing or dac >= self._play_from - 0.5 * period:
                     take = min(frames, self._count)
                     self._play_from = None
@@ -334,7 +341,8 @@ class NullSink(Sink):
         while self._next_callback <= now and not self._closed:
             self._consume(self._out, self._next_callback + self.latency)
             self._next_callback += period
-            if self._count == 0 and self._next_callback <= now:  # idle: skip empty callbacks
+            waiting = self._count == 0 or self._gated or self._filling  # nothing can play:
+            if waiting and self._next_callback <= now:  # skip to now, so a start counts from now
                 skipped = math.floor((now - self._next_callback) / period)
                 self._next_callback += skipped * period
                 if skipped:
@@ -377,6 +385,9 @@ class DeviceSink(Sink):
         self._last_callback: float | None = None
         self._callbacks = 0
         self._opened = time.monotonic()
+        self._last_now = (0.0, self._opened)  # (stream time, monotonic) of the last reading
+        self._heartbeat = self._opened  # time.monotonic() of the last callback
+        self._failure: NsplayerError | None = None
         try:
             self._stream = sd.OutputStream(
                 samplerate=rate,
@@ -396,12 +407,31 @@ class DeviceSink(Sink):
             ) from None
 
     def now(self) -> float:
-        try:
-            return float(self._stream.time)
-        except Exception as exc:  # PortAudioError: the device went away mid-run
-            raise NsplayerError(
-                f"the audio device stopped ({exc}) — check it, or use --no-audio"
-            ) from None
+        """The stream's clock; if the device goes away, its continuation on time.monotonic(),
+        so the player can still ease the face out before it reports ``failure``."""
+        if self._failure is None:
+            try:
+                self._last_now = (float(self._stream.time), time.monotonic())
+                return self._last_now[0]
+            except Exception as exc:  # PortAudioError: the device went away mid-run
+                self._failure = NsplayerError(
+                    f"the audio device stopped ({exc}) — check it, or use --no-audio"
+                )
+        stream_time, when = self._last_now
+        return stream_time + time.monotonic() - when
+
+    @property
+    def failure(self) -> NsplayerError | None:
+        """Set when the clock fails, or when callbacks stop for _SILENT_S after the warm-up
+        (PortAudio's ALSA backend ends its callback thread when the sound server dies)."""
+        if self._failure is None and not self._held:
+            silent = time.monotonic() - self._heartbeat
+            if silent > _SILENT_S:
+                self._failure = NsplayerError(
+                    f"the audio device stopped playing ({silent:.1f} s without a callback) — "
+                    "check it (is the sound server running?), or use --no-audio"
+                )
+        return self._failure
 
     def dac_time(self, sample_index: int) -> float | None:
         """``sample_index`` counts source samples; converted if the device resamples."""
@@ -433,6 +463,7 @@ class DeviceSink(Sink):
         return block
 
     def _callback(self, outdata: np.ndarray, frames: int, timing, status) -> None:
+        self._heartbeat = time.monotonic()
         if status:
             self.status_errors += 1
         current = float(timing.currentTime) or float(self._stream.time)
