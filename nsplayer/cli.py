@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 import click
 
@@ -288,7 +289,8 @@ def play(ctx: click.Context, source: str, raw: bool, rate, channels, sample_form
     from nsplayer.audio.sources import open_source
 
     options = build_options(ctx, params)
-    _finish(player.play(open_source(source, raw, rate, channels, sample_format), options), options)
+    audio = partial(open_source, source, raw, rate, channels, sample_format)  # opened by play
+    _finish(player.play(audio, options), options)
 
 
 @main.command()
@@ -307,8 +309,8 @@ def replay(
     from nsplayer.audio.sources import open_source
 
     options = build_options(ctx, params)
-    source = open_source(audio, raw, rate, channels, sample_format)
-    _finish(player.replay(source, Path(shapes), options), options)
+    sound = partial(open_source, audio, raw, rate, channels, sample_format)
+    _finish(player.replay(sound, Path(shapes), options), options)
 
 
 @main.command()

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +134,13 @@ class _Feed(threading.Thread):
 class _Run:
     """One playback: the loop that plans, animates, releases and sends each packet."""
 
-    def __init__(self, options: Options, sink: Sink, sample_rate: int) -> None:
+    def __init__(
+        self,
+        options: Options,
+        sink: Sink,
+        sample_rate: int,
+        sending: tuple[LiveLinkSender, ProcessPacer],
+    ) -> None:
         self.options = options
         self.sink = sink
         self.sample_rate = sample_rate
@@ -145,11 +151,8 @@ class _Run:
             emotion=options.emotion,
             seed=options.seed,
         )
-        try:
-            self.sender = LiveLinkSender(options.targets, options.subject, options.device_id)
-        except (ValueError, OSError) as exc:
-            raise NsplayerError(f"{exc} — use --target HOST:PORT") from None
-        self.pacer = ProcessPacer(self.sender, sink.now, options.fps)
+        self.sender, self.pacer = sending
+        self.pacer.clock = sink.now
         self.scheduler = FrameScheduler(
             sink, options.fps, sample_rate, options.av_offset_ms, pacer=self.pacer
         )
@@ -207,13 +210,8 @@ class _Run:
                 return  # the device stopped taking samples: do not wait forever
             self.send(self.scheduler.plan(None), None)
 
-    def close(self) -> None:
-        """Let the pacer send what it was given, then close the sockets (idempotent)."""
-        self.pacer.close()
-        self.sender.close()
-
     def finish(self, stopped_by: int | None) -> PlayResult:
-        self.close()
+        self.pacer.close()  # it sends what it was given, then reports
         options = self.options
         if options.stats is not None:
             report = self.scheduler.report()
@@ -260,8 +258,28 @@ def _fine_thread_switching() -> Iterator[None]:
         sys.setswitchinterval(previous)
 
 
+@contextmanager
+def _sending(options: Options) -> Iterator[tuple[LiveLinkSender, ProcessPacer]]:
+    """The sender and its pacer process, started first: the pacer is up by the time the
+    input is open (stdin may take a while to give its header) and the model is loaded."""
+    try:
+        sender = LiveLinkSender(options.targets, options.subject, options.device_id)
+    except (ValueError, OSError) as exc:
+        raise NsplayerError(f"{exc} — use --target HOST:PORT") from None
+    pacer = ProcessPacer(sender, options.fps)
+    try:
+        yield sender, pacer
+    finally:
+        pacer.close()
+        sender.close()
+
+
 def _drive(
-    source: AudioSource, options: Options, model: FaceModel | None, rows: np.ndarray | None
+    source: AudioSource,
+    options: Options,
+    model: FaceModel | None,
+    rows: np.ndarray | None,
+    sending: tuple[LiveLinkSender, ProcessPacer],
 ) -> PlayResult:
     lookahead = model.lookahead_s if model is not None else 0.0
     prebuffer_ms = max(options.buffer_ms, 1000.0 * lookahead + 20.0)  # frames ready at start
@@ -285,9 +303,9 @@ def _drive(
     feed = _Feed(source, sink, model)
     if rows is not None:
         feed.add(rows)
-    stopped_by, run = None, None
+    stopped_by = None
     try:
-        run = _Run(options, sink, source.sample_rate)
+        run = _Run(options, sink, source.sample_rate, sending)
         if options.verbose >= 0:
             _announce(source, sink, options)
         with stop_on_signals() as stop, _fine_thread_switching():
@@ -308,8 +326,6 @@ def _drive(
             stopped_by = stop.signum
         return run.finish(stopped_by)
     finally:
-        if run is not None:
-            run.close()
         sink.close()
         feed.join(timeout=1.0 if stopped_by is None else 0.2)  # may be stuck reading stdin
         if model is not None and not feed.is_alive():
@@ -327,24 +343,31 @@ def _announce(source: AudioSource, sink: Sink, options: Options) -> None:
     )
 
 
-def play(source: AudioSource, options: Options, model: FaceModel | None = None) -> PlayResult:
-    """Play ``source`` and stream the model's frames in sync with the sound as heard."""
-    if model is None:
-        from nsplayer.models import create_model  # replay and idle need no model
+def play(
+    open_audio: Callable[[], AudioSource], options: Options, model: FaceModel | None = None
+) -> PlayResult:
+    """Play the audio ``open_audio`` opens and stream the model's frames in sync with the
+    sound as heard."""
+    with _sending(options) as sending:
+        source = open_audio()
+        if model is None:
+            from nsplayer.models import create_model  # replay and idle need no model
 
-        model = create_model(
-            options.model,
-            source.sample_rate,
-            options.fps,
-            causal=source.frames is None,
-            settings=options.neurosync,
-        )
-    return _drive(source, options, model, None)
+            model = create_model(
+                options.model,
+                source.sample_rate,
+                options.fps,
+                causal=source.frames is None,
+                settings=options.neurosync,
+            )
+        return _drive(source, options, model, None, sending)
 
 
-def replay(source: AudioSource, shapes: Path, options: Options) -> PlayResult:
-    """Play ``source`` with precomputed Live Link Face CSV frames, synced the same way."""
-    return _drive(source, options, None, load_rows(shapes, options.fps))
+def replay(open_audio: Callable[[], AudioSource], shapes: Path, options: Options) -> PlayResult:
+    """Play the audio with precomputed Live Link Face CSV frames, synced the same way."""
+    rows = load_rows(shapes, options.fps)
+    with _sending(options) as sending:
+        return _drive(open_audio(), options, None, rows, sending)
 
 
 def load_rows(path: Path, fps: int) -> np.ndarray:
@@ -373,12 +396,10 @@ def load_rows(path: Path, fps: int) -> np.ndarray:
 def idle(options: Options, duration: float | None = None) -> PlayResult:
     """Idle animation only, until a signal or ``duration`` seconds."""
     sink = NullSink(48000)
-    run = _Run(options, sink, sink.sample_rate)
     max_frames = None if duration is None else round(duration * options.fps)
-    try:
+    with _sending(options) as sending:
+        run = _Run(options, sink, sink.sample_rate, sending)
         with stop_on_signals() as stop, _fine_thread_switching():
             run.pacer.wait_ready()
             run.loop(None, stop, max_frames)
         return run.finish(stop.signum)
-    finally:
-        run.close()

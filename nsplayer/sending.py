@@ -134,8 +134,11 @@ class InlinePacer:
 class ProcessPacer:
     """Sends through a pacer process; falls back to an InlinePacer if it cannot."""
 
-    def __init__(self, sender: LiveLinkSender, clock: Callable[[], float], fps: int) -> None:
-        self._sender, self._clock, self._fps = sender, clock, fps
+    def __init__(
+        self, sender: LiveLinkSender, fps: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._sender, self._fps = sender, fps
+        self.clock = clock  # the sink's: due times are on it (set once the sink is open)
         self._queued = SendStats()  # what was handed over; ``sent`` holds the clock offsets
         self._results = bytearray()
         self._ready = threading.Event()
@@ -208,7 +211,7 @@ class ProcessPacer:
         """Sink clock minus time.monotonic(), read close together."""
         for _ in range(3):
             before = time.monotonic()
-            sink_now = self._clock()
+            sink_now = self.clock()
             after = time.monotonic()
             if after - before < 0.0002:
                 break
@@ -229,7 +232,7 @@ class ProcessPacer:
 
     def _fall_back(self) -> None:
         if self._inline is None:
-            self._inline = InlinePacer(self._sender, self._clock, self._fps)
+            self._inline = InlinePacer(self._sender, self.clock, self._fps)
             if self._proc is not None:
                 self._proc.kill()
 

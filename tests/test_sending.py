@@ -44,7 +44,7 @@ def received(rx: LiveLinkReceiver) -> list:
 
 def test_process_pacer_sends_every_packet_in_order_never_early(link):
     rx, tx = link
-    pacer = ProcessPacer(tx, time.monotonic, FPS)
+    pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
     start = time.monotonic() + 0.1
     for i in range(30):
@@ -61,7 +61,7 @@ def test_process_pacer_sends_every_packet_in_order_never_early(link):
 
 def test_a_packet_more_than_a_period_late_is_dropped_and_the_timecode_stays_consecutive(link):
     rx, tx = link
-    pacer = ProcessPacer(tx, time.monotonic, FPS)
+    pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
     now = time.monotonic()
     pacer.send(packet(tx, 10, 0.1), now + 0.05, 0, 0.0)
@@ -80,7 +80,7 @@ def test_sink_clock_times_are_converted_both_ways(link):
     on that clock."""
     rx, tx = link
     shift = 12345.0
-    pacer = ProcessPacer(tx, lambda: time.monotonic() + shift, FPS)
+    pacer = ProcessPacer(tx, FPS, lambda: time.monotonic() + shift)
     pacer.wait_ready()
     due = time.monotonic() + shift + 0.05
     pacer.send(packet(tx, 1), due, 0, 0.0)
@@ -91,7 +91,7 @@ def test_sink_clock_times_are_converted_both_ways(link):
 
 def test_a_dead_pacer_process_falls_back_to_sending_from_this_thread(link):
     rx, tx = link
-    pacer = ProcessPacer(tx, time.monotonic, FPS)
+    pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
     pacer.send(packet(tx, 1), time.monotonic() + 0.02, 0, 0.0)
     time.sleep(0.1)
@@ -108,7 +108,7 @@ def test_a_dead_pacer_process_falls_back_to_sending_from_this_thread(link):
 def test_no_interpreter_to_start_means_inline_sending(link, monkeypatch):
     rx, tx = link
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
-    pacer = ProcessPacer(tx, time.monotonic, FPS)
+    pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
     assert pacer.lead == 0.0
     pacer.send(packet(tx, 7), time.monotonic() + 0.01, None, 0.0)
