@@ -141,7 +141,8 @@ class ProcessPacer:
         self.clock = clock  # the sink's: due times are on it (set once the sink is open)
         self._queued = SendStats()  # what was handed over; ``sent`` holds the clock offsets
         self._results = bytearray()
-        self._ready = threading.Event()
+        self._ready = threading.Event()  # set once the process said it is ready, or failed
+        self._started = False
         self._inline: InlinePacer | None = None
         self.stats = SendStats()
         self.lost: list[int] = []  # hand-over numbers of the packets dropped as too late
@@ -172,7 +173,8 @@ class ProcessPacer:
 
     def wait_ready(self) -> None:
         """Wait for the pacer process to start; without one, send from this thread."""
-        if not self._ready.wait(_READY_TIMEOUT_S if self._proc is not None else 0.0):
+        self._ready.wait(_READY_TIMEOUT_S if self._proc is not None else 0.0)
+        if not self._started:
             self._fall_back()
 
     def send(self, packet: bytes, due: float, index: int | None, audio_time: float) -> None:
@@ -224,10 +226,9 @@ class ProcessPacer:
 
     def _read(self) -> None:
         out = self._proc.stdout if self._proc is not None else None
-        if out is None or out.read(1) != READY:
-            return
+        self._started = out is not None and out.read(1) == READY
         self._ready.set()
-        while chunk := out.read(65536):
+        while self._started and (chunk := out.read(65536)):  # type: ignore[union-attr]
             self._results += chunk
 
     def _fall_back(self) -> None:

@@ -7,6 +7,7 @@ in what order, with which frame numbers, and what happens when the pacer is late
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 
@@ -105,9 +106,11 @@ def test_a_dead_pacer_process_falls_back_to_sending_from_this_thread(link):
     assert list(pacer.stats.index)[-3:] == [1, 2, 3]  # packet 0's record died with it
 
 
-def test_no_interpreter_to_start_means_inline_sending(link, monkeypatch):
+@pytest.mark.parametrize("interpreter", ["/nonexistent/python", shutil.which("false")])
+def test_a_pacer_that_cannot_start_means_inline_sending(link, monkeypatch, interpreter):
+    """No interpreter to run, or one that exits at once: sending goes on from this thread."""
     rx, tx = link
-    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    monkeypatch.setattr(sys, "executable", interpreter)
     pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
     assert pacer.lead == 0.0
