@@ -12,7 +12,8 @@ from nsplayer.errors import NsplayerError
 
 
 class _Group(click.Group):
-    """Turns NsplayerError into one line on stderr and a non-zero exit."""
+    """Turns NsplayerError into one line on stderr and a non-zero exit, and a Ctrl-C before
+    playback takes over the signals (e.g. while stdin has not sent a header) into exit 130."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -20,6 +21,8 @@ class _Group(click.Group):
         except NsplayerError as exc:
             click.echo(f"nsplayer: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            sys.exit(130)
 
 
 @click.group(cls=_Group)

@@ -205,6 +205,19 @@ def test_signals_ease_the_face_out_and_exit_128_plus_signal(tmp_path, signum, wh
     assert b"Traceback" not in proc.stderr.read()
 
 
+def test_ctrl_c_while_stdin_sends_nothing_exits_130_quietly():
+    proc = subprocess.Popen(
+        [*NSPLAYER, "play", "-", "--no-audio", "--target", "127.0.0.1:9"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(2.0)  # started, and waiting for the WAV header
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 130
+    assert proc.stderr.read() == b""  # no "Aborted!", no traceback
+    proc.stdin.close()
+
+
 def test_replay_of_an_exported_csv_at_another_rate(speech_wav, tmp_path):
     n = 45  # 1.5 s at 30 fps: the jaw opens for the middle half second
     values = np.zeros((n, 61), np.float32)
