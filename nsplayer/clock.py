@@ -2,9 +2,8 @@
 
 Speech frame i describes the face at audio time i / fps, so it is due when sample
 i * sr / fps is heard: ``sink.dac_time(...) + av_offset``. The device clock is the
-master; sleeps only serve to wake up ~3 ms early, then a short fine wait (sleeps that
-halve the rest, a spin for the last few hundred microseconds) releases the frame on
-time without a busy core.
+master. The scheduler plans each slot and hands its packet to a pacer (``sending.py``)
+``pacer.lead`` seconds before it is due; the pacer sends it on time.
 
 When no speech frame is due (before the audio starts, in stdin gaps, after the end),
 idle ticks keep packets flowing at exactly one per frame period, so the face never

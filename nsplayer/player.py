@@ -4,8 +4,9 @@ Reads top to bottom like a pipeline and owns no logic of its own: a worker threa
 reads the source, feeds the model and queues the audio in the sink (the sink's bounded
 ring is the backpressure: the worker never runs more than a second ahead, so memory
 stays flat for any length); the main thread asks the scheduler for the next slot,
-steps the animator and sends. Frames are computed before their audio is queued, so
-the face is ready when the sound is heard.
+steps the animator and hands the packet over to the pacer process, which sends it on
+time. Frames are computed before their audio is queued, so the face is ready when the
+sound is heard.
 """
 
 from __future__ import annotations
@@ -249,7 +250,8 @@ def _write(path: Path, text: str) -> None:
 
 @contextmanager
 def _fine_thread_switching() -> Iterator[None]:
-    """Let the scheduler thread get the GIL back within 0.5 ms instead of 5 ms."""
+    """Let the main thread get the GIL back within 0.5 ms instead of 5 ms, so hand-overs to
+    the pacer stay well inside its lead."""
     previous = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
