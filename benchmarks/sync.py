@@ -13,8 +13,9 @@ with the DAC time of their audio; the last column is naive p99 / nsplayer p99.
 
 The machine's own floor is measured at the same time as each player run: an empty
 probe process waits for a 60 fps grid with the pacer's own wait (sleep, then spin) and
-records how late it wakes. No process here can be more punctual than that, so a player
-max near the probe's max is the machine's (the VM or the OS), not the player's.
+scheduling (real-time where the OS allows it) and records how late it wakes. No process
+here can be more punctual than that, so a player max near the probe's max is the
+machine's (the VM or the OS), not the player's.
 
     python benchmarks/sync.py [--quick]
 """
@@ -38,7 +39,7 @@ import soundfile as sf
 
 from livelink import FrameTime, LiveLinkReceiver, LiveLinkSender
 from nsplayer.audio.sinks import DeviceSink, NullSink, Sink
-from nsplayer.pacer import wait_until
+from nsplayer.pacer import go_realtime, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 FPS = 60
@@ -107,7 +108,8 @@ def error_figures(sent: np.ndarray, due: np.ndarray) -> dict[str, float]:
 
 def probe(seconds: float) -> None:
     """The floor probe (run as ``sync.py --probe SECONDS``): wake on a 60 fps grid with the
-    pacer's wait, print the p99 and max lateness in ms as JSON."""
+    pacer's wait and scheduling, print the p99 and max lateness in ms as JSON."""
+    go_realtime()
     start = time.monotonic() + 0.1
     late = []
     for i in range(int(seconds * FPS)):
@@ -159,6 +161,7 @@ def run_player(clip: Path, device: str | None, work: Path) -> dict[str, float]:
         frames=len(speech),
         floor_p99=floor["p99"],
         floor_max=floor["max"],
+        pacer=report["pacer"],
     )
     return figures
 
@@ -227,17 +230,17 @@ def main() -> None:
     print(f"Sync, {seconds:.0f} s of speech at {FPS} fps (errors vs DAC time, ms)\n")
     print(
         "| sink | load | frames | p50 | p99 | max | drift ms/min | arrival jitter p99 "
-        "| dropped | player CPU % (with startup) | machine floor p99 / max "
+        "| dropped | player CPU % (with startup) | pacer | machine floor p99 / max "
         "| naive p99 | naive max | naive drift ms/min | naive/ours p99 |"
     )
-    print("|---" * 15 + "|")
+    print("|---" * 16 + "|")
     for name, loaded, ours, naive in rows:
         ratio = naive["p99"] / ours["p99"] if ours["p99"] > 0 else float("inf")
         print(
             f"| {name} | {'1 core busy' if loaded else 'idle'} | {ours['frames']} "
             f"| {ours['p50']:.3f} | {ours['p99']:.3f} | {ours['max']:.3f} | {ours['drift']:+.3f} "
             f"| {ours['jitter']:.3f} | {ours['dropped']} "
-            f"| {ours['cpu']:.1f} ({ours['cpu_total']:.1f}) "
+            f"| {ours['cpu']:.1f} ({ours['cpu_total']:.1f}) | {ours['pacer']} "
             f"| {ours['floor_p99']:.2f} / {ours['floor_max']:.1f} "
             f"| {naive['p99']:.1f} | {naive['max']:.1f} | {naive['drift']:+.1f} | {ratio:.0f}x |"
         )
@@ -247,7 +250,7 @@ def main() -> None:
     )
     print(
         "Machine floor: an empty process waking on the same 60 fps grid with the pacer's "
-        "wait, during the player run (its lateness p99 / max, ms)."
+        "wait and scheduling, during the player run (its lateness p99 / max, ms)."
     )
 
 

@@ -217,6 +217,7 @@ class _Run:
         if options.stats is not None:
             report = self.scheduler.report()
             report["missing"] = self.missing
+            report["pacer"] = self.pacer.mode
             wall = time.monotonic() - self._started[0]
             cpu = time.process_time() - self._started[1] + self.pacer.cpu_seconds
             report["cpu_percent"] = round(100.0 * cpu / wall, 2) if wall > 0 else None

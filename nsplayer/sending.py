@@ -25,7 +25,7 @@ import numpy as np
 from livelink import LiveLinkSender
 from livelink.codec import FRAME_FROM_END
 from nsplayer import pacer as pacer_script
-from nsplayer.pacer import DONE, PACKET, READY, RESULT, Pacer
+from nsplayer.pacer import DONE, PACKET, READY, READY_REALTIME, RESULT, Pacer
 
 PROCESS_LEAD_S = 0.008  # hand packets over this early: covers the player's own hiccups
 _READY_TIMEOUT_S = 3.0
@@ -91,6 +91,7 @@ class InlinePacer:
     """Sends from the calling thread, waiting on the sink clock (``sleep`` injectable)."""
 
     lead = 0.0
+    mode = "inline"
 
     def __init__(
         self,
@@ -143,6 +144,7 @@ class ProcessPacer:
         self._results = bytearray()
         self._ready = threading.Event()  # set once the process said it is ready, or failed
         self._started = False
+        self._realtime = False
         self._inline: InlinePacer | None = None
         self.stats = SendStats()
         self.lost: list[int] = []  # hand-over numbers of the packets dropped as too late
@@ -170,6 +172,13 @@ class ProcessPacer:
     @property
     def lead(self) -> float:
         return PROCESS_LEAD_S if self._inline is None else 0.0
+
+    @property
+    def mode(self) -> str:
+        """Who sends: "process (real-time)", "process" or "inline" (this thread)."""
+        if self._inline is not None:
+            return "inline"
+        return "process (real-time)" if self._realtime else "process"
 
     def wait_ready(self) -> None:
         """Wait for the pacer process to start; without one, send from this thread."""
@@ -226,7 +235,9 @@ class ProcessPacer:
 
     def _read(self) -> None:
         out = self._proc.stdout if self._proc is not None else None
-        self._started = out is not None and out.read(1) == READY
+        ready = out.read(1) if out is not None else b""
+        self._started = ready in (READY, READY_REALTIME)
+        self._realtime = ready == READY_REALTIME
         self._ready.set()
         while self._started and (chunk := out.read(65536)):  # type: ignore[union-attr]
             self._results += chunk

@@ -7,7 +7,9 @@ in what order, with which frame numbers, and what happens when the pacer is late
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -106,6 +108,27 @@ def test_a_dead_pacer_process_falls_back_to_sending_from_this_thread(link):
     assert list(pacer.stats.index)[-3:] == [1, 2, 3]  # packet 0's record died with it
 
 
+def _realtime_allowed() -> bool:
+    """Whether this OS lets a process of this user take SCHED_FIFO (asked in a throwaway
+    process, so this one keeps its scheduling)."""
+    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
+
+
+def test_the_pacer_process_runs_real_time_where_allowed_and_says_which(link):
+    rx, tx = link
+    pacer = ProcessPacer(tx, FPS)
+    pacer.wait_ready()
+    allowed = _realtime_allowed()
+    assert pacer.mode == ("process (real-time)" if allowed else "process")
+    if hasattr(os, "sched_getscheduler"):
+        policy = os.sched_getscheduler(pacer._proc.pid)
+        assert policy == (os.SCHED_FIFO if allowed else os.SCHED_OTHER)
+    pacer.send(packet(tx, 3), time.monotonic() + 0.01, 0, 0.0)
+    pacer.close()
+    assert [f.time.frame for f in received(rx)] == [3]
+
+
 @pytest.mark.parametrize("interpreter", ["/nonexistent/python", shutil.which("false")])
 def test_a_pacer_that_cannot_start_means_inline_sending(link, monkeypatch, interpreter):
     """No interpreter to run, or one that exits at once: sending goes on from this thread."""
@@ -113,7 +136,7 @@ def test_a_pacer_that_cannot_start_means_inline_sending(link, monkeypatch, inter
     monkeypatch.setattr(sys, "executable", interpreter)
     pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
-    assert pacer.lead == 0.0
+    assert pacer.lead == 0.0 and pacer.mode == "inline"
     pacer.send(packet(tx, 7), time.monotonic() + 0.01, None, 0.0)
     pacer.close()
     assert [f.time.frame for f in received(rx)] == [7]
