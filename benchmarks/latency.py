@@ -20,7 +20,8 @@ animator's blend-in, plus rounding to the frame grid) and compute + send.
 play -: `nsplayer play -` is started and left to import and block on stdin; then espeak-ng
 speech is written to it. Latency = arrival of the packet of the stream's first frame - the
 first byte written, without sound (null sink) and through the sound device (which holds
-the frame until its audio is heard, so the output latency counts).
+the frame until its audio is heard, so the output latency counts), the latter also with
+``--rate`` given in advance, so that the device is open and playing before the header.
 
 Targets: live p95 <= 60 ms; stdin first speech frame <= 150 ms. Prints a markdown table.
 Run on a quiet machine for the README figures (`--quick` only checks that it works).
@@ -45,6 +46,7 @@ import numpy as np
 
 RATE = 48000
 BURST_S, GAP_S = 0.35, 0.9
+ESPEAK_RATE = 22050  # espeak-ng's WAV output
 LEAD_S = 2.0  # a new PulseAudio stream's first second comes in bursts: skip it
 JAW_THRESHOLD = 0.08
 ONSET_LEVEL = 0.05  # onset in a recording: first sample above this after the gap
@@ -278,7 +280,7 @@ def split_live(dacs, adcs, packets, stats) -> dict[str, list[float]]:
 # -- play - ----------------------------------------------------------------------------------
 
 
-def measure_stdin(runs: int, sound: bool) -> list[float]:
+def measure_stdin(runs: int, sound: bool, extra: tuple[str, ...] = ()) -> list[float]:
     """First stdin byte -> the packet of the stream's first frame, for `play -`.
 
     espeak-ng speech is written to the player's stdin at once, after the player had time
@@ -298,7 +300,7 @@ def measure_stdin(runs: int, sound: bool) -> list[float]:
             play = subprocess.Popen(
                 [sys.executable, "-m", "nsplayer.cli", "play", "-", "--stats", str(stats_path),
                  "--target", f"127.0.0.1:{receiver.port}",
-                 *([] if sound else ["--no-audio"])],
+                 *([] if sound else ["--no-audio"]), *extra],
                 stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(3.0)  # imports done, blocked on stdin
@@ -360,8 +362,10 @@ def main() -> None:
     if not args.skip_stdin:
         runs = 1 if args.quick else 10
         stdin = {"--no-audio": measure_stdin(runs, sound=False)}
-        if pulse:  # also through the (null) sound device
+        if pulse:  # also through the (null) sound device, opened late and early
             stdin["sound device"] = measure_stdin(runs, sound=True)
+            early = ("--rate", str(ESPEAK_RATE))
+            stdin[f"sound device, --rate {ESPEAK_RATE}"] = measure_stdin(runs, True, early)
     print(table(live, stdin))
 
 

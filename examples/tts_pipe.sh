@@ -24,4 +24,4 @@ text() {
 }
 
 # One espeak-ng process for all lines: one WAV stream, written sentence by sentence.
-text | espeak-ng --stdout | nsplayer play - "$@"
+text | espeak-ng --stdout | nsplayer play - --rate 22050 "$@"  # espeak-ng: 22050 Hz mono

@@ -190,8 +190,13 @@ _COMMON_OPTIONS = (
 )
 _STREAM_OPTIONS = (
     click.option("--raw", is_flag=True, help="stdin is raw PCM (needs --rate)."),
-    click.option("--rate", type=int, help="Raw PCM sample rate in Hz."),
-    click.option("--channels", type=int, help="Raw PCM channels. [default: 1]"),
+    click.option(
+        "--rate",
+        type=int,
+        help="Sample rate in Hz: of raw PCM, or of a WAV stream on stdin (then the sound "
+        "device opens before the header arrives, for a quicker start).",
+    ),
+    click.option("--channels", type=int, help="Channels of raw PCM or a WAV stream. [default: 1]"),
     click.option(
         "--sample-format",
         type=click.Choice(["s16le", "s32le", "f32le"]),
@@ -289,11 +294,12 @@ def _finish(result, options) -> None:
 def play(ctx: click.Context, source: str, raw: bool, rate, channels, sample_format, **params):
     """Play SOURCE (an audio file, or - for stdin) and stream synced face frames."""
     from nsplayer import player
-    from nsplayer.audio.sources import open_source
+    from nsplayer.audio.sources import expected_format, open_source
 
     options = build_options(ctx, params)
     audio = partial(open_source, source, raw, rate, channels, sample_format)  # opened by play
-    _finish(player.play(audio, options), options)
+    expect = expected_format(source, raw, rate, channels)
+    _finish(player.play(audio, options, expect), options)
 
 
 @main.command()
@@ -309,11 +315,12 @@ def replay(
     from pathlib import Path
 
     from nsplayer import player
-    from nsplayer.audio.sources import open_source
+    from nsplayer.audio.sources import expected_format, open_source
 
     options = build_options(ctx, params)
     sound = partial(open_source, audio, raw, rate, channels, sample_format)
-    _finish(player.replay(sound, Path(shapes), options), options)
+    expect = expected_format(audio, raw, rate, channels)
+    _finish(player.replay(sound, Path(shapes), options, expect), options)
 
 
 @main.command()

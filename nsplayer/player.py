@@ -277,13 +277,10 @@ def _sending(options: Options) -> Iterator[tuple[LiveLinkSender, ProcessPacer]]:
         sender.close()
 
 
-def _drive(
-    source: AudioSource,
-    options: Options,
-    model: FaceModel | None,
-    rows: np.ndarray | None,
-    sending: tuple[LiveLinkSender, ProcessPacer],
-) -> PlayResult:
+def _open_sink(
+    rate: int, channels: int, streaming: bool, options: Options, model: FaceModel | None
+) -> Sink:
+    """The sink for audio of ``rate`` and ``channels``, its buffers sized for the model."""
     lookahead = model.lookahead_s if model is not None else 0.0
     prebuffer_ms = max(options.buffer_ms, 1000.0 * lookahead + 20.0)  # frames ready at start
     # Announce every audio (re)start early enough for the scheduler to see it (1.5 frame
@@ -292,17 +289,27 @@ def _drive(
     # that much earlier too.
     start_lead = 1.5 / options.fps + 0.005 + PROCESS_LEAD_S
     start_lead += max(0.0, -options.av_offset_ms / 1000.0)
-    sink = open_sink(
-        source.sample_rate,
-        source.channels,
+    return open_sink(
+        rate,
+        channels,
         no_audio=options.no_audio,
         device=options.device,
         buffer_ms=prebuffer_ms,
         underrun=options.underrun,
         capacity_s=max(1.0, 2.5 * prebuffer_ms / 1000.0),
         start_lead=start_lead,
-        callback_s=None if source.frames is None else FILE_CALLBACK_S,  # streams: low latency
+        callback_s=None if streaming else FILE_CALLBACK_S,  # streams: low latency
     )
+
+
+def _drive(
+    source: AudioSource,
+    sink: Sink,
+    options: Options,
+    model: FaceModel | None,
+    rows: np.ndarray | None,
+    sending: tuple[LiveLinkSender, ProcessPacer],
+) -> PlayResult:
     feed = _Feed(source, sink, model)
     if rows is not None:
         feed.add(rows)
@@ -347,30 +354,88 @@ def _announce(source: AudioSource, sink: Sink, options: Options) -> None:
 
 
 def play(
-    open_audio: Callable[[], AudioSource], options: Options, model: FaceModel | None = None
+    open_audio: Callable[[], AudioSource],
+    options: Options,
+    expect: tuple[int, int] | None = None,
 ) -> PlayResult:
     """Play the audio ``open_audio`` opens and stream the model's frames in sync with the
-    sound as heard."""
+    sound as heard. ``expect``: see ``_open``."""
     with _sending(options) as sending:
-        source = open_audio()
-        if model is None:
-            from nsplayer.models import create_model  # replay and idle need no model
-
-            model = create_model(
-                options.model,
-                source.sample_rate,
-                options.fps,
-                causal=source.frames is None,
-                settings=options.neurosync,
-            )
-        return _drive(source, options, model, None, sending)
+        source, sink, model = _open(open_audio, options, expect, with_model=True)
+        return _drive(source, sink, options, model, None, sending)
 
 
-def replay(open_audio: Callable[[], AudioSource], shapes: Path, options: Options) -> PlayResult:
+def replay(
+    open_audio: Callable[[], AudioSource],
+    shapes: Path,
+    options: Options,
+    expect: tuple[int, int] | None = None,
+) -> PlayResult:
     """Play the audio with precomputed Live Link Face CSV frames, synced the same way."""
     rows = load_rows(shapes, options.fps)
     with _sending(options) as sending:
-        return _drive(open_audio(), options, None, rows, sending)
+        source, sink, _ = _open(open_audio, options, expect, with_model=False)
+        return _drive(source, sink, options, None, rows, sending)
+
+
+def _open(
+    open_audio: Callable[[], AudioSource],
+    options: Options,
+    expect: tuple[int, int] | None,
+    with_model: bool,
+) -> tuple[AudioSource, Sink, FaceModel | None]:
+    """The source, its sink and (``with_model``) the model, all open; none if one fails.
+
+    ``expect`` (rate, channels) of a stream opens the sink and the model before the
+    stream's header arrives: a new output stream can take a while to play at a steady
+    pace, and that wait then overlaps with the wait for the input.
+    """
+    model = sink = source = None
+    try:
+        if expect is not None:
+            model = _create_model(options, expect[0], streaming=True) if with_model else None
+            sink = _open_sink(*expect, True, options, model)
+        source = open_audio()
+        if expect is not None and (source.sample_rate, source.channels) != expect:
+            _not_as_expected(source, expect, options)
+            sink.close()
+            sink = None
+            if model is not None and source.sample_rate != expect[0]:
+                model.close()
+                model = None
+        streaming = source.frames is None
+        if with_model and model is None:
+            model = _create_model(options, source.sample_rate, streaming)
+        if sink is None:
+            sink = _open_sink(source.sample_rate, source.channels, streaming, options, model)
+    except BaseException:
+        for opened in (sink, model, source):
+            if opened is not None:
+                opened.close()
+        raise
+    return source, sink, model
+
+
+def _create_model(options: Options, rate: int, streaming: bool) -> FaceModel:
+    from nsplayer.models import create_model  # replay and idle need no model
+
+    return create_model(
+        options.model, rate, options.fps, causal=streaming, settings=options.neurosync
+    )
+
+
+def _not_as_expected(source: AudioSource, expect: tuple[int, int], options: Options) -> None:
+    if options.verbose >= 0:
+        print(
+            f"nsplayer: {source.name} is {_format(source.sample_rate, source.channels)}, not the "
+            f"{_format(*expect)} that --rate/--channels announced; reopening the audio output "
+            "(fix or drop them for the quickest start)",
+            file=sys.stderr,
+        )
+
+
+def _format(rate: int, channels: int) -> str:
+    return f"{rate} Hz " + {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
 
 
 def load_rows(path: Path, fps: int) -> np.ndarray:

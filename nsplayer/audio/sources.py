@@ -220,16 +220,34 @@ def open_wav_stream(stream: BinaryIO, name: str = "<stdin>") -> StreamSource:
 def _raw_source(
     stream: BinaryIO, rate: int | None, channels: int | None, sample_format: str | None
 ) -> StreamSource:
-    if not rate or rate < 1000 or rate > 384000:
+    if not rate:
         raise NsplayerError("--raw needs --rate N (the sample rate in Hz, e.g. 22050)")
-    channels = 1 if channels is None else channels
-    if channels < 1 or channels > 32:
-        raise NsplayerError(f"--channels must be between 1 and 32, not {channels}")
+    rate, channels = _format(rate, channels)
     sample_format = sample_format or "s16le"
     if sample_format not in SAMPLE_FORMATS:
         choices = "|".join(SAMPLE_FORMATS)
         raise NsplayerError(f"--sample-format must be {choices}, not {sample_format!r}")
     return StreamSource(stream, rate, channels, SAMPLE_FORMATS[sample_format])
+
+
+def _format(rate: int, channels: int | None) -> tuple[int, int]:
+    """A --rate and --channels pair checked for sense (channels default to 1)."""
+    if rate < 1000 or rate > 384000:
+        raise NsplayerError(f"--rate must be a sample rate in Hz (e.g. 22050), not {rate}")
+    channels = 1 if channels is None else channels
+    if channels < 1 or channels > 32:
+        raise NsplayerError(f"--channels must be between 1 and 32, not {channels}")
+    return rate, channels
+
+
+def expected_format(
+    path_or_dash: str | Path, raw: bool, rate: int | None, channels: int | None
+) -> tuple[int, int] | None:
+    """The (rate, channels) a WAV stream on stdin is announced to have by --rate/--channels,
+    so the player can open the sound device before the header; None if not announced."""
+    if str(path_or_dash) != "-" or raw or rate is None:
+        return None
+    return _format(rate, channels)
 
 
 def open_source(
