@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 RATE = 48000
+FPS = 60  # nsplayer's default frame rate
 BURST_S, GAP_S = 0.35, 0.9
 ESPEAK_RATE = 22050  # espeak-ng's WAV output
 LEAD_S = 2.0  # a new PulseAudio stream's first second comes in bursts: skip it
@@ -70,13 +71,20 @@ def vowel(seconds: float, rate: int, f0: float = 120.0) -> np.ndarray:
 
 
 def burst_train(bursts: int, rate: int) -> tuple[np.ndarray, list[int]]:
-    """Silence, then bursts separated by gaps; returns the signal and the onset samples."""
-    gap = np.zeros(int(GAP_S * rate), np.float32)
+    """Silence, then bursts separated by gaps; returns the signal and the onset samples.
+
+    Each gap is GAP_S plus 0.618 of a frame period (the golden ratio's fraction), so the
+    onsets fall at evenly spread points of the frame grid rather than all at one: where an
+    onset falls within a frame changes its latency by up to a frame period.
+    """
     lead = np.zeros(int(LEAD_S * rate), np.float32)
     burst = vowel(BURST_S, rate)
-    parts, onsets, pos = [lead], [], len(lead)
+    parts, onsets, pos, phase = [lead], [], len(lead), 0.0
     for _ in range(bursts):
         onsets.append(pos)
+        phase += (np.sqrt(5) - 1) / 2 * rate / FPS
+        gap = np.zeros(int(GAP_S * rate + phase), np.float32)
+        phase -= int(phase)
         parts += [burst, gap]
         pos += len(burst) + len(gap)
     return np.concatenate(parts), onsets
