@@ -151,6 +151,8 @@ def test_play_stdin_raw_pcm(tmp_path):
         (["play", "missing.wav"], "no such file"),
         (["play", "notes.wav"], "not an audio file"),
         (["play", "-", "--raw"], "--rate"),
+        (["play", "x.wav", "--rate", "16000"], "stdin only"),
+        (["play", "-", "--rate", "12"], "--rate must be a sample rate"),
         (["play", "x.wav", "--target", "nonsense:99999"], ""),
         (["replay", "missing.wav", "shapes.csv"], ""),
     ],

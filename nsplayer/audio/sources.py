@@ -245,7 +245,12 @@ def expected_format(
 ) -> tuple[int, int] | None:
     """The (rate, channels) a WAV stream on stdin is announced to have by --rate/--channels,
     so the player can open the sound device before the header; None if not announced."""
-    if str(path_or_dash) != "-" or raw or rate is None:
+    if str(path_or_dash) != "-" and (rate is not None or channels is not None):
+        raise NsplayerError(
+            "--rate and --channels apply to stdin only (a file's header says them): "
+            "drop them, or use `nsplayer play - ...`"
+        )
+    if raw or rate is None:
         return None
     return _format(rate, channels)
 
