@@ -119,6 +119,16 @@ def probe(seconds: float) -> None:
     print(json.dumps({"p99": float(np.percentile(ms, 99)), "max": float(ms.max())}))
 
 
+def steal_ms() -> float:
+    """CPU time the hypervisor took from this VM's CPUs so far, in ms (Linux; NaN elsewhere):
+    a vCPU the host runs something else on cannot wake anything on time."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 @contextmanager
 def floor_probe(seconds: float):
     """The probe in its own process for ``seconds``; yields a dict filled when it ends."""
@@ -141,7 +151,7 @@ def run_player(clip: Path, device: str | None, work: Path) -> dict[str, float]:
     audio = ["--device", device] if device else ["--no-audio"]
     cmd = [sys.executable, "-m", "nsplayer.cli", "play", str(clip), *audio, "-q"]
     cmd += ["--target", f"127.0.0.1:{arrivals.receiver.port}", "--stats", str(stats)]
-    start = time.monotonic()
+    start, stolen = time.monotonic(), steal_ms()
     with floor_probe(sf.info(clip).duration) as floor:
         proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -161,6 +171,7 @@ def run_player(clip: Path, device: str | None, work: Path) -> dict[str, float]:
         frames=len(speech),
         floor_p99=floor["p99"],
         floor_max=floor["max"],
+        steal=steal_ms() - stolen,
         pacer=report["pacer"],
     )
     return figures
@@ -230,10 +241,10 @@ def main() -> None:
     print(f"Sync, {seconds:.0f} s of speech at {FPS} fps (errors vs DAC time, ms)\n")
     print(
         "| sink | load | frames | p50 | p99 | max | drift ms/min | arrival jitter p99 "
-        "| dropped | player CPU % (with startup) | pacer | machine floor p99 / max "
+        "| dropped | player CPU % (with startup) | pacer | machine floor p99 / max | steal ms "
         "| naive p99 | naive max | naive drift ms/min | naive/ours p99 |"
     )
-    print("|---" * 16 + "|")
+    print("|---" * 17 + "|")
     for name, loaded, ours, naive in rows:
         ratio = naive["p99"] / ours["p99"] if ours["p99"] > 0 else float("inf")
         print(
@@ -241,7 +252,7 @@ def main() -> None:
             f"| {ours['p50']:.3f} | {ours['p99']:.3f} | {ours['max']:.3f} | {ours['drift']:+.3f} "
             f"| {ours['jitter']:.3f} | {ours['dropped']} "
             f"| {ours['cpu']:.1f} ({ours['cpu_total']:.1f}) | {ours['pacer']} "
-            f"| {ours['floor_p99']:.2f} / {ours['floor_max']:.1f} "
+            f"| {ours['floor_p99']:.2f} / {ours['floor_max']:.1f} | {ours['steal']:.0f} "
             f"| {naive['p99']:.1f} | {naive['max']:.1f} | {naive['drift']:+.1f} | {ratio:.0f}x |"
         )
     print(
@@ -250,7 +261,8 @@ def main() -> None:
     )
     print(
         "Machine floor: an empty process waking on the same 60 fps grid with the pacer's "
-        "wait and scheduling, during the player run (its lateness p99 / max, ms)."
+        "wait and scheduling, during the player run (its lateness p99 / max, ms). Steal: "
+        "CPU time the hypervisor took from this VM's CPUs during the run (/proc/stat)."
     )
 
 
