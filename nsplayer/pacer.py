@@ -188,8 +188,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    with suppress(BrokenPipeError, KeyboardInterrupt):  # the player is gone
+    try:
         serve(sys.stdin.buffer, sys.stdout.buffer)
+    except (BrokenPipeError, KeyboardInterrupt):  # the player is gone (e.g. killed):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no report at exit
 
 
 if __name__ == "__main__":

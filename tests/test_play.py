@@ -207,16 +207,19 @@ def test_signals_ease_the_face_out_and_exit_128_plus_signal(tmp_path, signum, wh
     assert b"Traceback" not in proc.stderr.read()
 
 
-def test_ctrl_c_while_stdin_sends_nothing_exits_130_quietly():
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
+def test_a_signal_while_stdin_sends_nothing_ends_quietly(signum, code):
+    """Before playback there is no face to ease out: Ctrl-C exits 130, SIGTERM kills as
+    usual, and neither the player nor its pacer process prints anything."""
     proc = subprocess.Popen(
         [*NSPLAYER, "play", "-", "--no-audio", "--target", "127.0.0.1:9"],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     time.sleep(2.0)  # started, and waiting for the WAV header
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 130
-    assert proc.stderr.read() == b""  # no "Aborted!", no traceback
+    proc.send_signal(signum)
+    assert proc.wait(timeout=10) == code
+    assert proc.stderr.read() == b""  # no "Aborted!", no traceback, no pacer complaint
     proc.stdin.close()
 
 
