@@ -360,9 +360,7 @@ def play(
 ) -> PlayResult:
     """Play the audio ``open_audio`` opens and stream the model's frames in sync with the
     sound as heard. ``expect``: see ``_open``."""
-    with _sending(options) as sending:
-        source, sink, model = _open(open_audio, options, expect, with_model=True)
-        return _drive(source, sink, options, model, None, sending)
+    return _play(open_audio, options, expect, None)
 
 
 def replay(
@@ -372,10 +370,19 @@ def replay(
     expect: tuple[int, int] | None = None,
 ) -> PlayResult:
     """Play the audio with precomputed Live Link Face CSV frames, synced the same way."""
-    rows = load_rows(shapes, options.fps)
+    return _play(open_audio, options, expect, load_rows(shapes, options.fps))
+
+
+def _play(
+    open_audio: Callable[[], AudioSource],
+    options: Options,
+    expect: tuple[int, int] | None,
+    rows: np.ndarray | None,
+) -> PlayResult:
+    """Frames from ``rows`` if given, else from the model."""
     with _sending(options) as sending:
-        source, sink, _ = _open(open_audio, options, expect, with_model=False)
-        return _drive(source, sink, options, None, rows, sending)
+        source, sink, model = _open(open_audio, options, expect, with_model=rows is None)
+        return _drive(source, sink, options, model, rows, sending)
 
 
 def _open(
