@@ -217,14 +217,14 @@ _ALIASES = {
 def _unknown(where: str, key: str, known: list[str], noun: str = "key") -> NsplayerError:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return NsplayerError(f"{where}: unknown {noun} '{key}'{hint}")
+    return NsplayerError(f"{where}: unknown {noun} {_short(key)}{hint}")
 
 
 def _check(where: str, key: str, value: object, text: bool = False) -> object:
     try:
         return _KEYS[key](value, text)
     except _Bad as exc:
-        got = "" if key in _SECRET else f", got {value!r}"
+        got = "" if key in _SECRET else f", got {_short(value)}"
         raise NsplayerError(f"{where}: '{key}' must be {exc}{got}") from None
     except NsplayerError as exc:  # emotion parsing explains itself
         raise NsplayerError(f"{where}: '{key}': {exc}") from None
@@ -261,26 +261,80 @@ def user_config_dir(env: Mapping[str, str] = os.environ, platform: str = sys.pla
     return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "nsplayer"
 
 
+class _FoundHere(type(Path())):  # type: ignore[misc]
+    """A ./nsplayer.yaml picked up from the current folder, which may have come with a download.
+
+    It may not set output paths or where the API key goes (``_NOT_FROM_HERE``).
+    """
+
+
+# Keys a config found in the current folder may not set (other than to these harmless values):
+# output paths overwrite any writable file, and the URL receives NSPLAYER_API_KEY.
+_NOT_FROM_HERE: dict[str, object] = {
+    "stats": None,
+    "save_csv": None,
+    "neurosync.url": DEFAULT_URL,
+    "neurosync.api_key": None,
+}
+MAX_CONFIG_BYTES = 64 * 1024
+MAX_CONFIG_DEPTH = 16
+
+
 def find_config(
     config_path: Path | None, env: Mapping[str, str] = os.environ, platform: str = sys.platform
 ) -> Path | None:
     """The config file to read: the given one (must exist), else the first that exists."""
-    given = config_path or env.get(ENV_PREFIX + "CONFIG")
+    if config_path:
+        path = Path(config_path)
+        if not path.is_file():
+            gone = "is a directory" if path.is_dir() else "not found"
+            raise NsplayerError(f"config file {path} {gone} — check the --config path")
+        return path
+    given = env.get(ENV_PREFIX + "CONFIG")
     if given:
         path = Path(given)
         if not path.is_file():
-            raise NsplayerError(f"config file {path} not found — check the --config path")
+            gone = "is a directory" if path.is_dir() else "does not exist"
+            raise NsplayerError(f"{ENV_PREFIX}CONFIG points to {given}, which {gone}")
         return path
-    for path in (Path.cwd() / CONFIG_NAME, user_config_dir(env, platform) / CONFIG_NAME):
-        if path.is_file():
-            return path
-    return None
+    here, user = Path.cwd() / CONFIG_NAME, user_config_dir(env, platform) / CONFIG_NAME
+    if here.is_file() and not (user.is_file() and here.samefile(user)):
+        return _FoundHere(here)
+    return user if user.is_file() else None
 
 
-def _read_file(path: Path) -> dict[str, object]:
-    where = f"config {path}"
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader without aliases and with a nesting limit: a tiny file cannot expand into
+    gigabytes (alias bomb) or recurse past Python's stack (deeply nested brackets)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in nsplayer.yaml", event.start_mark
+            )
+        if self._depth >= MAX_CONFIG_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_CONFIG_DEPTH} levels", event.start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _load_yaml(path: Path, where: str) -> object:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise NsplayerError(
+                f"{where}: larger than {MAX_CONFIG_BYTES // 1024} KB; is it a config?"
+            )
+        return yaml.load(raw.decode("utf-8"), Loader=_ConfigLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
@@ -288,11 +342,34 @@ def _read_file(path: Path) -> dict[str, object]:
         raise NsplayerError(f"{where}{line}: invalid YAML ({problem})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise NsplayerError(f"{where}: cannot read it ({exc})") from None
+
+
+def _read_file(path: Path) -> dict[str, object]:
+    where = f"config {path}"
+    data = _load_yaml(path, where)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise NsplayerError(f"{where}: expected a mapping of keys like 'fps: 60' at the top")
-    return _flatten(where, data)
+    flat = _flatten(where, data)
+    if isinstance(path, _FoundHere):
+        _refuse_here(where, flat)
+    return flat
+
+
+def _refuse_here(where: str, flat: Mapping[str, object]) -> None:
+    for key, harmless in _NOT_FROM_HERE.items():
+        if key in flat and flat[key] != harmless:
+            raise NsplayerError(
+                f"{where} (found in the current folder) may not set '{key}': give it on the "
+                "command line, in NSPLAYER_*, or in the user config"
+            )
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """repr() cut to ``limit`` characters: an error line never carries a whole huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _env_key(name: str) -> str | None:

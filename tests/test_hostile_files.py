@@ -1,0 +1,107 @@
+"""Hostile and careless files: configs, audio headers, takes. Each gives one short line."""
+
+from pathlib import Path
+
+import pytest
+
+from nsplayer.config import find_config, load_options
+from nsplayer.errors import NsplayerError
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty working directory and a fake home: no real config file can leak in."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+
+
+def one_line(exc: pytest.ExceptionInfo, limit: int = 300) -> str:
+    text = str(exc.value)
+    assert "\n" not in text and len(text) <= limit, text
+    return text
+
+
+# ~300 bytes that expand to 9**8 strings when anything walks them (repr in an error line).
+ALIAS_BOMB = "fps:\n  - &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+    f"  - &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(7)
+)
+
+
+def test_yaml_alias_bomb_is_refused_before_expanding(home):
+    Path("nsplayer.yaml").write_text(ALIAS_BOMB)
+    with pytest.raises(NsplayerError) as info:
+        load_options({}, env=home)
+    assert "aliases" in one_line(info) and "line 3" in one_line(info)
+
+
+def test_deeply_nested_yaml_is_one_line_not_recursion_error(home):
+    Path("nsplayer.yaml").write_text("fps: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(NsplayerError) as info:
+        load_options({}, env=home)
+    assert "nested deeper" in one_line(info)
+
+
+def test_huge_config_is_refused_unread(home):
+    Path("nsplayer.yaml").write_text("# padding\n" * 10_000)
+    with pytest.raises(NsplayerError) as info:
+        load_options({}, env=home)
+    assert "larger than 64 KB" in one_line(info)
+
+
+def test_long_values_and_keys_are_cut_in_errors(home):
+    Path("nsplayer.yaml").write_text("subject: [" + ",".join(["abcdefgh"] * 2000) + "]\n")
+    with pytest.raises(NsplayerError) as info:
+        load_options({}, env=home)
+    assert "'subject' must be a non-empty string, got ['abcdefgh'" in one_line(info, 250)
+    Path("nsplayer.yaml").write_text("? " + "k" * 30_000 + "\n: 1\n")
+    with pytest.raises(NsplayerError) as info:
+        load_options({}, env=home)
+    assert "unknown key 'kkk" in one_line(info, 250)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("stats: /home/user/.bashrc\n", "stats"),
+        ("save_csv: ../../important.txt\n", "save_csv"),
+        ("url: http://evil.example/a2b\n", "neurosync.url"),
+        ("neurosync: {url: 'http://evil.example/a2b'}\n", "neurosync.url"),
+        ("neurosync: {api_key: abc}\n", "neurosync.api_key"),
+    ],
+)
+def test_config_found_in_the_current_folder_cannot_set_outputs_or_url(home, tmp_path, text, key):
+    Path("nsplayer.yaml").write_text(text)
+    with pytest.raises(NsplayerError) as info:
+        load_options({}, env=home)
+    line = one_line(info)
+    assert f"may not set '{key}'" in line and "command line" in line
+    chosen = tmp_path / "chosen.yaml"  # the same file, named on purpose, is trusted
+    chosen.write_text(text)
+    load_options({}, chosen, env=home)
+    load_options({}, env={**home, "NSPLAYER_CONFIG": str(chosen)})
+    user = Path(home["XDG_CONFIG_HOME"]) / "nsplayer" / "nsplayer.yaml"
+    user.parent.mkdir(parents=True)
+    Path("nsplayer.yaml").rename(user)
+    load_options({}, env=home)
+
+
+def test_config_found_here_may_keep_harmless_defaults(home):
+    Path("nsplayer.yaml").write_text(
+        "fps: 30\nstats: null\nneurosync: {url: 'http://127.0.0.1:5000/audio_to_blendshapes'}\n"
+    )
+    assert load_options({}, env=home).fps == 30
+
+
+def test_missing_nsplayer_config_names_the_variable(home, tmp_path):
+    with pytest.raises(NsplayerError) as info:
+        find_config(None, {**home, "NSPLAYER_CONFIG": str(tmp_path / "gone.yaml")})
+    assert (
+        one_line(info)
+        == f"NSPLAYER_CONFIG points to {tmp_path / 'gone.yaml'}, which does not exist"
+    )
+    with pytest.raises(NsplayerError, match="which is a directory"):
+        find_config(None, {**home, "NSPLAYER_CONFIG": str(tmp_path)})
+    with pytest.raises(NsplayerError, match="is a directory — check the --config path"):
+        find_config(tmp_path, home)
