@@ -5,7 +5,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from nsplayer.animation import IdleGenerator, IdleSettings
+from nsplayer.animation import Animator, IdleGenerator, IdleSettings
 from nsplayer.animation.idle import EYE_LOOK_FULL_DEG
 
 FPS = 60
@@ -114,3 +114,21 @@ def test_step_writes_into_given_buffer():
     gen = IdleGenerator(FPS, seed=1)
     buf = np.full(61, 7.0, np.float32)
     assert gen.step(buf) is buf and buf.max() <= 1.0
+
+
+@pytest.mark.parametrize("fps", [1, 24, 25, 30, 50, 60, 120, 240])
+def test_any_frame_rate_blinks_and_animates(fps):
+    """Below 29 fps the minimum hold (one frame) is longer than a natural hold: no crash, and
+    every blink still shows a fully closed frame."""
+    gen = IdleGenerator(fps, seed=fps)
+    frames = np.array([gen.step() for _ in range(60 * fps)])
+    assert np.isfinite(frames).all() and frames[:, :52].max() <= 1
+    starts, _ = blinks(frames)
+    assert len(starts) >= 4
+    assert (frames[:, BLINK_L] >= 0.9).sum() >= len(starts)
+    animator = Animator(fps, seed=fps)
+    speech = np.full(61, 0.3, np.float32)
+    rows = np.array(
+        [animator.step(speech if 2 * fps <= i < 4 * fps else None) for i in range(6 * fps)]
+    )
+    assert np.isfinite(rows).all() and rows[:, JAW_OPEN].max() > 0.2

@@ -84,7 +84,7 @@ class _Blinker:
         rng = self._rng
         close, hold, reopen = (
             rng.uniform(0.05, 0.08),
-            rng.uniform(self._min_hold, 0.035),
+            rng.uniform(self._min_hold, max(self._min_hold, 0.035)),  # below 29 fps: 1 frame
             rng.uniform(0.07, 0.13),
         )
         return close, hold, reopen, rng.uniform(0.9, 1.0)
