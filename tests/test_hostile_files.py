@@ -1,9 +1,14 @@
 """Hostile and careless files: configs, audio headers, takes. Each gives one short line."""
 
+import io
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from nsplayer.audio.sources import open_source
 from nsplayer.config import find_config, load_options
 from nsplayer.errors import NsplayerError
 
@@ -105,3 +110,67 @@ def test_missing_nsplayer_config_names_the_variable(home, tmp_path):
         find_config(None, {**home, "NSPLAYER_CONFIG": str(tmp_path)})
     with pytest.raises(NsplayerError, match="is a directory — check the --config path"):
         find_config(tmp_path, home)
+
+
+def hostile_wav(rate: int, channels: int = 1, data_size: int = 0xFFFFFFFF) -> bytes:
+    """A 60-byte WAV whose header claims ``rate`` and an endless data chunk."""
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, 0, 2 * channels, 16)
+    body = b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", data_size)
+    return b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + body + b"\0" * 16
+
+
+def hostile_flac(rate: int, total: int) -> bytes:
+    """A 42-byte FLAC: STREAMINFO only, claiming ``total`` samples (36 bits) and no frames."""
+    bits = (rate << 44) | (0 << 41) | (15 << 36) | total
+    info = struct.pack(">HH", 4096, 4096) + bytes(6) + bits.to_bytes(8, "big") + bytes(16)
+    return b"fLaC" + bytes([0x80]) + len(info).to_bytes(3, "big") + info
+
+
+HOSTILE = {
+    "rate-1ghz.wav": (hostile_wav(10**9), "sample rate 1000000000 Hz is outside 8000..384000"),
+    "rate-100mhz.wav": (hostile_wav(10**8), "sample rate 100000000 Hz"),
+    "rate-4hz.wav": (hostile_wav(4), "sample rate 4 Hz"),
+    "channels.wav": (hostile_wav(16000, channels=1000), "1000 channels (1..32 supported)"),
+    "frames.flac": (hostile_flac(48000, 2**36 - 1), "claims 398 hours of audio"),
+    "rate.flac": (hostile_flac(655350, 2**36 - 1), "sample rate 655350 Hz"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_audio_headers_are_refused_as_files(tmp_path, name):
+    data, message = HOSTILE[name]
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(NsplayerError) as info:
+        open_source(tmp_path / name)
+    assert message in one_line(info)
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(HOSTILE) if n.endswith(".wav")])
+def test_hostile_wav_headers_are_refused_on_stdin(name):
+    data, message = HOSTILE[name]
+    with pytest.raises(NsplayerError) as info:
+        open_source("-", stdin=io.BytesIO(data))
+    assert message in one_line(info)
+
+
+PEAK_RSS = """
+import resource, sys
+from nsplayer.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    print(exit.code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.parametrize("name", ["rate-1ghz.wav", "frames.flac"])
+def test_hostile_audio_costs_no_memory_in_export(tmp_path, name):
+    """Measured in a child process: the export stays near the interpreter's own size."""
+    (tmp_path / name).write_bytes(HOSTILE[name][0])
+    args = ["export", str(tmp_path / name), "-o", str(tmp_path / "out.csv")]
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, *args], capture_output=True, text=True, timeout=60
+    )
+    code, peak_mb = proc.stdout.split()
+    assert code == "1" and int(peak_mb) < 300, proc.stdout
+    assert proc.stderr.count("\n") == 1 and HOSTILE[name][1] in proc.stderr

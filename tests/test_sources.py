@@ -65,6 +65,19 @@ def test_directory(tmp_path):
         open_source(tmp_path)
 
 
+def test_zero_byte_file_says_empty(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"")
+    with pytest.raises(NsplayerError, match=r"a.wav: the file is empty \(0 bytes\)"):
+        open_source(tmp_path / "a.wav")
+
+
+@pytest.mark.parametrize("name", ["shapes.csv", "shapes.JSON", "shapes.npy"])
+def test_a_take_given_as_audio_hints_at_swapped_arguments(tmp_path, name):
+    (tmp_path / name).write_text("Timecode,BlendshapeCount,EyeBlinkLeft\n")
+    with pytest.raises(NsplayerError, match="not audio — arguments swapped"):
+        open_source(tmp_path / name)
+
+
 def wav_header(rate=16000, channels=1, bits=16, tag=1, data_len=0xFFFFFFFF, extra=b"") -> bytes:
     fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * bits // 8, 4, bits)
     return (
@@ -141,7 +154,9 @@ def test_wav_parser_never_fails_but_with_a_clear_error(data, rate, bits, tag):
 @given(
     n=st.integers(1, 400),
     channels=st.integers(1, 3),
-    subtype=st.sampled_from(["PCM_U8", "PCM_16", "PCM_32", "FLOAT", "DOUBLE"]),
+    subtype=st.sampled_from(
+        ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "ULAW", "ALAW"]
+    ),
     block=st.integers(1, 300),
 )
 @settings(max_examples=60, deadline=None)
@@ -160,6 +175,26 @@ def test_espeak_stdout_stream():
     source = open_source("-", stdin=io.BytesIO(wav.stdout))
     data = read_all(source)
     assert source.sample_rate == 22050 and len(data) > 2000 and np.abs(data).max() > 0.05
+
+
+@pytest.mark.parametrize("subtype", ["PCM_24", "ULAW", "ALAW"])
+def test_wav_stream_takes_what_the_same_file_takes(tmp_path, subtype):
+    path = tmp_path / "a.wav"
+    sf.write(path, tone(2000, 2), 16000, subtype=subtype)
+    from_file = read_all(open_source(path))
+    from_stdin = read_all(open_source("-", stdin=io.BytesIO(path.read_bytes())), block=333)
+    assert np.array_equal(from_stdin, from_file)
+
+
+def test_raw_s24le_matches_the_24_bit_file(tmp_path):
+    path = tmp_path / "a.raw"
+    sf.write(path, tone(500, 2), 16000, subtype="PCM_24", format="RAW", endian="LITTLE")
+    expected, _ = sf.read(
+        path, samplerate=16000, channels=2, subtype="PCM_24", format="RAW", dtype="float32"
+    )
+    stdin = io.BytesIO(path.read_bytes() + b"\x01")  # a trailing partial sample is dropped
+    source = open_source("-", True, 16000, 2, "s24le", stdin=stdin)
+    assert np.array_equal(read_all(source, block=7), expected)
 
 
 @pytest.mark.parametrize(
@@ -184,6 +219,8 @@ def test_raw_drops_a_trailing_partial_sample():
     [
         ({}, "--rate"),
         ({"rate": 16000, "channels": 0}, "--channels"),
+        ({"rate": 4000}, "--rate must be a sample rate in Hz in 8000..384000"),
+        ({"rate": 16000, "channels": 33}, "--channels must be between 1 and 32"),
         ({"rate": 16000, "sample_format": "u8"}, "--sample-format"),
     ],
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,10 +20,15 @@ import soundfile as sf
 
 from nsplayer.errors import NsplayerError
 
-SAMPLE_FORMATS = {"s16le": "<i2", "s32le": "<i4", "f32le": "<f4"}
+# Raw PCM formats for --raw --sample-format (name -> sample type; "<i3" is packed 24-bit).
+SAMPLE_FORMATS = {"s16le": "<i2", "s24le": "<i3", "s32le": "<i4", "f32le": "<f4"}
+MIN_RATE, MAX_RATE = 8000, 384000  # what a speech model and a sound card can use
+MAX_CHANNELS = 32
+MAX_AUDIO_S = 24 * 3600  # a header that claims more is lying (a 42-byte FLAC can claim 2**36)
 _UNKNOWN_LENGTHS = (0, 0xFFFFFFFF)
 _STREAMING_LENGTH = 0x7FFF0000  # writers that cannot seek put "huge" here (espeak: 0x7ffff024)
-_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+_PCM, _FLOAT, _ALAW, _ULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
+_NOT_AUDIO = {".csv": "a CSV", ".json": "a JSON file", ".npy": "a .npy array"}
 
 
 class AudioSource:
@@ -46,30 +51,63 @@ class AudioSource:
         """Release the file or stream."""
 
 
+def check_format(name: str, rate: int, channels: int, frames: int | None = None) -> None:
+    """Refuse a header's rate, channel count or length before anything is sized by them:
+    blocks are one second long, so a 60-byte WAV claiming 1 GHz would ask for gigabytes."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise NsplayerError(
+            f"{name}: sample rate {rate} Hz is outside {MIN_RATE}..{MAX_RATE} Hz — "
+            "a damaged header, or resample it with sox/ffmpeg"
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise NsplayerError(f"{name}: {channels} channels (1..{MAX_CHANNELS} supported)")
+    if frames is not None and frames > MAX_AUDIO_S * rate:
+        hours = frames / rate / 3600
+        raise NsplayerError(
+            f"{name}: the header claims {hours:.0f} hours of audio (at most "
+            f"{MAX_AUDIO_S // 3600} h) — a damaged file?"
+        )
+
+
+def _open_sound_file(path: Path) -> sf.SoundFile:
+    if not path.exists():
+        raise NsplayerError(f"{path}: no such file — check the path")
+    if path.is_dir():
+        raise NsplayerError(f"{path} is a directory — give an audio file")
+    if path.stat().st_size == 0:
+        raise NsplayerError(f"{path}: the file is empty (0 bytes)")
+    try:
+        return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        what = _NOT_AUDIO.get(path.suffix.lower())
+        if what:
+            raise NsplayerError(
+                f"{path} is {what}, not audio — arguments swapped? (audio comes first)"
+            ) from None
+        raise NsplayerError(
+            f"{path}: not an audio file soundfile can read ({exc}) — "
+            "use WAV, FLAC or OGG, or convert it with sox/ffmpeg"
+        ) from None
+    except OSError as exc:
+        raise NsplayerError(f"{path}: cannot open ({exc.strerror or exc})") from None
+
+
 class FileSource(AudioSource):
     """Any file libsndfile reads (WAV, FLAC, OGG, ...), streamed from disk."""
 
     def __init__(self, path: Path) -> None:
-        if not path.exists():
-            raise NsplayerError(f"{path}: no such file — check the path")
-        if path.is_dir():
-            raise NsplayerError(f"{path} is a directory — give an audio file")
-        try:
-            self._file = sf.SoundFile(str(path))
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise NsplayerError(
-                f"{path}: not an audio file soundfile can read ({exc}) — "
-                "use WAV, FLAC or OGG, or convert it with sox/ffmpeg"
-            ) from None
-        except OSError as exc:
-            raise NsplayerError(f"{path}: cannot open ({exc.strerror or exc})") from None
+        self._file = _open_sound_file(path)
         self.name = str(path)
         self.sample_rate = self._file.samplerate
         self.channels = self._file.channels
         self.frames = self._file.frames
-        if not self.frames:
+        try:
+            check_format(self.name, self.sample_rate, self.channels, self.frames)
+            if not self.frames:
+                raise NsplayerError(f"{path}: the file contains no audio samples")
+        except NsplayerError:
             self._file.close()
-            raise NsplayerError(f"{path}: the file contains no audio samples")
+            raise
 
     def blocks(self, size: int) -> Iterator[np.ndarray]:
         for block in self._file.blocks(size, dtype="float32", always_2d=True):
@@ -100,16 +138,10 @@ class StreamSource(AudioSource):
         self.channels = channels
         self.frames = None
         self._stream = stream
-        self._dtype = np.dtype(dtype)
-        self._frame_bytes = self._dtype.itemsize * channels
+        itemsize, self._decode = _decoder(dtype, scale, offset)
+        self._frame_bytes = itemsize * channels
         self._limit = limit  # bytes of audio data left, None = until EOF
         self._pending = b""
-        if scale is None:
-            scale = (
-                1.0 if self._dtype.kind == "f" else 1.0 / float(2 ** (8 * self._dtype.itemsize - 1))
-            )
-        self._scale = scale
-        self._offset = offset
 
     def _read(self, n: int) -> bytes:
         """Whatever is available, up to n bytes (waits only when nothing is)."""
@@ -137,15 +169,59 @@ class StreamSource(AudioSource):
                 return  # EOF; a trailing partial sample frame is dropped
 
     def _convert(self, raw: bytes) -> np.ndarray:
-        samples = np.frombuffer(raw, dtype=self._dtype)
-        if self._dtype.kind == "f":  # NaN/inf/huge values must never reach the sound card
-            samples = np.clip(np.nan_to_num(samples, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-        samples = samples.astype(np.float32)
-        samples = (samples - np.float32(self._offset)) * np.float32(self._scale)
-        return samples.reshape(-1, self.channels)
+        return self._decode(raw).reshape(-1, self.channels)
 
     def close(self) -> None:
         """stdin belongs to the process: leave it open."""
+
+
+def _g711_table(law: str) -> np.ndarray:
+    """float32 value of each of the 256 µ-law or A-law bytes (ITU-T G.711, as libsndfile)."""
+    byte = np.arange(256, dtype=np.int32)
+    if law == "ulaw":
+        code = ~byte & 0xFF
+        seg, mantissa = (code >> 4) & 7, code & 0x0F
+        magnitude = (((mantissa << 3) + 0x84) << seg) - 0x84
+        negative = code & 0x80 != 0
+    else:
+        code = byte ^ 0x55
+        seg, mantissa = (code >> 4) & 7, code & 0x0F
+        base = (mantissa << 4) + np.where(seg == 0, 8, 0x108)
+        magnitude = base << np.maximum(seg - 1, 0)
+        negative = code & 0x80 == 0
+    return (np.where(negative, -magnitude, magnitude) / 32768.0).astype(np.float32)
+
+
+_G711 = {"ulaw": _g711_table("ulaw"), "alaw": _g711_table("alaw")}
+
+
+def _decoder(
+    dtype: str, scale: float | None, offset: float
+) -> tuple[int, Callable[[bytes], np.ndarray]]:
+    """Bytes per sample, and raw bytes -> float32 samples, for one sample format."""
+    if dtype in _G711:
+        table = _G711[dtype]
+        return 1, lambda raw: table[np.frombuffer(raw, np.uint8)]
+    if dtype == "<i3":  # packed 24-bit: widen to the top of an int32
+
+        def s24(raw: bytes) -> np.ndarray:
+            packed = np.frombuffer(raw, np.uint8).reshape(-1, 3)
+            wide = np.zeros((len(packed), 4), np.uint8)
+            wide[:, 1:] = packed
+            return wide.view("<i4").ravel().astype(np.float32) * np.float32(2.0**-31)
+
+        return 3, s24
+    kind = np.dtype(dtype)
+    if scale is None:
+        scale = 1.0 if kind.kind == "f" else 1.0 / float(2 ** (8 * kind.itemsize - 1))
+
+    def convert(raw: bytes) -> np.ndarray:
+        samples = np.frombuffer(raw, dtype=kind)
+        if kind.kind == "f":  # NaN/inf/huge values must never reach the sound card
+            samples = np.clip(np.nan_to_num(samples, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+        return (samples.astype(np.float32) - np.float32(offset)) * np.float32(scale)
+
+    return kind.itemsize, convert
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
@@ -164,11 +240,13 @@ def _wav_dtype(tag: int, bits: int) -> tuple[str, float | None, float]:
         return (f"<f{bits // 8}", 1.0, 0.0)
     if tag == _PCM and bits == 8:
         return ("u1", 1.0 / 128, 128.0)
-    if tag == _PCM and bits in (16, 32):
+    if tag == _PCM and bits in (16, 24, 32):
         return (f"<i{bits // 8}", None, 0.0)
+    if tag in (_ULAW, _ALAW) and bits == 8:
+        return ("ulaw" if tag == _ULAW else "alaw", None, 0.0)
     raise NsplayerError(
         f"stdin WAV: unsupported sample format (tag {tag}, {bits} bits) — "
-        "send 8/16/32-bit PCM or 32-bit float, or use --raw"
+        "send 8/16/24/32-bit PCM, 32/64-bit float or µ-law/A-law, or use --raw"
     )
 
 
@@ -180,7 +258,7 @@ def open_wav_stream(stream: BinaryIO, name: str = "<stdin>") -> StreamSource:
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise NsplayerError(
             f"{name}: not a WAV stream — pipe WAV (e.g. espeak-ng --stdout), or raw PCM with "
-            "--raw --rate N --channels C --sample-format s16le|s32le|f32le"
+            f"--raw --rate N --channels C --sample-format {'|'.join(SAMPLE_FORMATS)}"
         )
     fmt: tuple[int, int, int, int] | None = None
     while True:
@@ -201,8 +279,7 @@ def open_wav_stream(stream: BinaryIO, name: str = "<stdin>") -> StreamSource:
     if fmt is None:
         raise NsplayerError(f"{name}: WAV stream has no 'fmt ' chunk before its data")
     tag, channels, rate, bits = fmt
-    if channels < 1 or rate < 1:
-        raise NsplayerError(f"{name}: WAV header says {channels} channels at {rate} Hz")
+    check_format(name, rate, channels)
     dtype, scale, offset = _wav_dtype(tag, bits)
     unknown = size in _UNKNOWN_LENGTHS or size >= _STREAMING_LENGTH
     return StreamSource(
@@ -232,11 +309,13 @@ def _raw_source(
 
 def _format(rate: int, channels: int | None) -> tuple[int, int]:
     """A --rate and --channels pair checked for sense (channels default to 1)."""
-    if rate < 1000 or rate > 384000:
-        raise NsplayerError(f"--rate must be a sample rate in Hz (e.g. 22050), not {rate}")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise NsplayerError(
+            f"--rate must be a sample rate in Hz in {MIN_RATE}..{MAX_RATE} (e.g. 22050), not {rate}"
+        )
     channels = 1 if channels is None else channels
-    if channels < 1 or channels > 32:
-        raise NsplayerError(f"--channels must be between 1 and 32, not {channels}")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise NsplayerError(f"--channels must be between 1 and {MAX_CHANNELS}, not {channels}")
     return rate, channels
 
 
