@@ -14,6 +14,7 @@ import re
 import struct
 from dataclasses import dataclass
 
+DAY_S = 86400  # timecode of day wraps at midnight
 _F32 = struct.Struct(">f")
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _ONE_BELOW = _F32.unpack(b"\x3f\x7f\xff\xff")[0]  # largest float32 below 1.0
@@ -93,8 +94,11 @@ class FrameTime:
         return cls.from_seconds((now - midnight).total_seconds(), rate_num, rate_den)
 
     def advance(self, frames: int = 1) -> FrameTime:
-        """The same subframe ``frames`` frames later (consecutive packets advance by one)."""
-        return FrameTime(self.frame + frames, self.subframe, self.rate_num, self.rate_den)
+        """The same subframe ``frames`` frames later (consecutive packets advance by one),
+        wrapping at midnight."""
+        per_day = round(DAY_S * self.rate_num / self.rate_den)
+        frame = (self.frame + frames) % per_day
+        return FrameTime(frame, self.subframe, self.rate_num, self.rate_den)
 
     def to_timecode(self) -> str:
         """``HH:MM:SS:FF.fff`` at the nominal integer rate, as in Live Link Face CSV files."""

@@ -113,10 +113,18 @@ class LiveLinkSender:
             self.close()
             raise
 
-    def _subject(self, subject: str) -> _Subject:
+    def add_subject(self, subject: str, device_id: str | None = None) -> None:
+        """Another subject to send as (``device_id``: default a stable uuid5 of the name);
+        raises ValueError for names the packet cannot carry."""
+        self._subjects.pop(subject, None)
+        self._subject(subject, device_id)
+
+    def _subject(self, subject: str, device_id: str | None = None) -> _Subject:
         entry = self._subjects.get(subject)
         if entry is None:
-            device = self.device_id if subject == self.subject else device_id_for(subject)
+            device = device_id or (
+                self.device_id if subject == self.subject else device_id_for(subject)
+            )
             header = packet_header(device, subject)
             buffer = bytearray(header) + bytearray(_TAIL.size + 4 * N_VALUES)
             offset = len(header)

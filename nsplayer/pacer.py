@@ -16,9 +16,11 @@ Stdlib only, run as a script (``python -I -S pacer.py``) so it starts in ~20 ms.
 
 Protocol (all little-endian). Parent -> child: one JSON line ``{"addresses": [[family,
 sockaddr], ...], "frame_from_end": n, "wrap": frames_per_day, "period": s}``, then per packet
-``<dH`` (due on time.monotonic(), length) + the packet. EOF: send what is queued, report,
-exit. Child -> parent: one byte when ready (READY_REALTIME or READY), then ``<Id`` per
-packet (sequence number, send time or NaN if dropped), and last ``(DONE, CPU seconds used)``.
+``<dHH`` (due on time.monotonic(), length, stream) + the packet; a stream is one subject,
+whose packets keep their own spacing and consecutive frame numbers. EOF: send what is
+queued, report, exit. Child -> parent: one byte when ready (READY_REALTIME or READY), then
+``<Id`` per packet (sequence number, send time or NaN if dropped), and last ``(DONE, CPU
+seconds used)``.
 
 Where the OS allows it (Linux, as root or with an RLIMIT_RTPRIO), the process asks for the
 lowest real-time priority: then no ordinary process, however busy, delays a wake-up, while
@@ -36,13 +38,13 @@ import struct
 import sys
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from typing import BinaryIO
 
-PACKET = struct.Struct("<dH")  # due time, packet length
+PACKET = struct.Struct("<dHH")  # due time, packet length, stream (subject)
 RESULT = struct.Struct("<Id")  # sequence number, send time (NaN: dropped)
 FRAME = struct.Struct(">i")  # the frame number inside a Live Link Face packet
 DONE = 0xFFFFFFFF
+REFUSED = 0xFFFFFFFE  # a result record saying: the target at this position refused a packet
 READY = b"R"  # ready, ordinary scheduling
 READY_REALTIME = b"T"  # ready, real-time scheduling
 REALTIME_PRIORITY = 1  # SCHED_FIFO's lowest: above all ordinary processes only
@@ -87,9 +89,9 @@ class Pacer:
     """Sends packets at their due times on ``clock``, by the rules of ``release_time``.
 
     Used by this process on time.monotonic() and, when no pacer process can run, by the
-    player's own thread on the sink clock. A dropped packet's frame number passes to the
-    next one (the int32 at ``len(packet) - frame_from_end``), so the timecode the receiver
-    sees stays consecutive.
+    player's own thread on the sink clock. Each stream (one subject) keeps its own spacing;
+    a dropped packet's frame number passes to the stream's next one (the int32 at
+    ``len(packet) - frame_from_end``), so the timecode the receiver sees stays consecutive.
     """
 
     def __init__(
@@ -104,22 +106,28 @@ class Pacer:
     ) -> None:
         self._send, self.period, self._wrap = send, period, wrap
         self._from_end, self._clock, self._sleep = frame_from_end, clock, sleep
-        self.last_sent = -math.inf
-        self.dropped = 0
+        self._last_sent: dict[int, float] = {}
+        self._dropped: dict[int, int] = {}
 
-    def submit(self, due: float, packet: bytes) -> float | None:
+    @property
+    def dropped(self) -> int:
+        return sum(self._dropped.values())
+
+    def submit(self, due: float, packet: bytes, stream: int = 0) -> float | None:
         """Wait until the packet is due and send it; its send time, or None if dropped."""
-        at = release_time(due, self.last_sent, self.period, self._clock())
+        last = self._last_sent.get(stream, -math.inf)
+        dropped = self._dropped.get(stream, 0)
+        at = release_time(due, last, self.period, self._clock())
         if at is None:
-            self.dropped += 1
+            self._dropped[stream] = dropped + 1
             return None
         data = bytearray(packet)
         offset = len(data) - self._from_end
         (frame,) = FRAME.unpack_from(data, offset)
-        FRAME.pack_into(data, offset, (frame - self.dropped) % self._wrap)
-        self.last_sent = wait_until(self._clock, at, self._sleep)
+        FRAME.pack_into(data, offset, (frame - dropped) % self._wrap)
+        sent = self._last_sent[stream] = wait_until(self._clock, at, self._sleep)
         self._send(data)
-        return self.last_sent
+        return sent
 
 
 def _sockets(addresses: list[list]) -> list[socket.socket]:
@@ -132,11 +140,17 @@ def _sockets(addresses: list[list]) -> list[socket.socket]:
     return sockets
 
 
-def _sender(sockets: list[socket.socket]) -> Callable[[bytearray], None]:
+def _sender(sockets: list[socket.socket], refused: set[int]) -> Callable[[bytearray], None]:
+    """Send to every target; note the targets that refused (nothing listens there)."""
+
     def send(packet: bytearray) -> None:
-        for sock in sockets:
-            with suppress(OSError):  # refused, buffer full, network down: next frame retries
+        for k, sock in enumerate(sockets):
+            try:
                 sock.send(packet)
+            except ConnectionError:  # ICMP port unreachable: reported once, sending goes on
+                refused.add(k)
+            except OSError:  # buffer full, network down: the next frame retries
+                pass
 
     return send
 
@@ -157,8 +171,10 @@ def go_realtime() -> bool:
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
     """Send every packet read from ``inp`` at its due time; write results to ``out``."""
     config = json.loads(inp.readline())
+    refused: set[int] = set()
+    reported: set[int] = set()
     pacer = Pacer(
-        _sender(_sockets(config["addresses"])),
+        _sender(_sockets(config["addresses"]), refused),
         period=config["period"],
         wrap=config["wrap"],
         frame_from_end=config["frame_from_end"],
@@ -167,13 +183,16 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     out.flush()
     results, seq = bytearray(), 0
     while (head := _read(inp, PACKET.size)) is not None:
-        due, length = PACKET.unpack(head)
+        due, length, stream = PACKET.unpack(head)
         packet = _read(inp, length)
         if packet is None:
             break
-        sent = pacer.submit(due, packet)
+        sent = pacer.submit(due, packet, stream)
         results += RESULT.pack(seq, math.nan if sent is None else sent)
         seq += 1
+        for k in refused - reported:
+            results += RESULT.pack(REFUSED, k)
+            reported.add(k)
         if seq % _FLUSH_EVERY == 0:
             out.write(results)
             out.flush()

@@ -11,7 +11,7 @@ sound is heard.
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 import threading
 import time
@@ -23,22 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from livelink import FrameTime, LiveLinkSender, read_csv, write_csv
-from nsplayer.animation import Animator
-from nsplayer.audio.sinks import NullSink, Sink, open_sink
+from livelink import read_csv
+from nsplayer.audio.sinks import SILENT_S, Sink, open_sink
 from nsplayer.audio.sources import AudioSource, to_mono
-from nsplayer.clock import FrameScheduler, Slot
 from nsplayer.config import Options
+from nsplayer.engine import Conductor, Look, Performer, write_json
 from nsplayer.errors import NsplayerError
 from nsplayer.models.base import EMOTION_NAMES, FaceModel
-from nsplayer.sending import PROCESS_LEAD_S, ProcessPacer
+from nsplayer.sending import PROCESS_LEAD_S
 from nsplayer.stopping import Stop, stop_on_signals
 
 FILE_BLOCK_S = 0.25  # source blocks: the model costs ~4x less per second in 250 ms steps
 STREAM_BLOCK_S = 0.02  # than in 20 ms ones, but a stream's first frames must not wait
 FILE_CALLBACK_S = 0.02  # device callbacks for files: ~2.5x fewer than PulseAudio's ~9 ms
-EASE_OUT_S = 0.2  # longest ease back to idle after speech or a stop
-_DAY_S = 86400
 
 
 @dataclass(frozen=True)
@@ -132,121 +129,23 @@ class _Feed(threading.Thread):
         return index >= self.total or round(index * sample_rate / fps) >= self.sink.written
 
 
-class _Run:
-    """One playback: the loop that plans, animates, releases and sends each packet."""
+class _Track:
+    """The feed's frames as a speech track, heard when the sink plays their samples."""
 
-    def __init__(
-        self,
-        options: Options,
-        sink: Sink,
-        sample_rate: int,
-        sending: tuple[LiveLinkSender, ProcessPacer],
-    ) -> None:
-        self.options = options
-        self.sink = sink
-        self.sample_rate = sample_rate
-        self.animator = Animator(
-            fps=options.fps,
-            gains=options.gains,
-            idle=options.idle,
-            emotion=options.emotion,
-            seed=options.seed,
-        )
-        self.sender, self.pacer = sending
-        self.pacer.clock = sink.now
-        self.scheduler = FrameScheduler(
-            sink, options.fps, sample_rate, options.av_offset_ms, pacer=self.pacer
-        )
-        self.missing = 0
-        self._started = (time.monotonic(), time.process_time())  # for the CPU figure
-        self.sent = 0
-        self._base: int | None = None
-        self._recorded: list[np.ndarray] | None = [] if options.save_csv else None
+    def __init__(self, feed: _Feed, sink: Sink, sample_rate: int, fps: int) -> None:
+        self.feed, self.sink, self.sample_rate, self.fps = feed, sink, sample_rate, fps
+        self.missing = 0  # speech frames the model had not produced by their due time
 
-    def send(self, slot: Slot, speech: np.ndarray | None) -> None:
-        values = self.animator.step(speech)
-        fps = self.options.fps
-        if self._base is None:
-            self._base = FrameTime.now(fps, 1).frame
-        frame = (self._base + self.sent) % (_DAY_S * fps)
-        self.scheduler.release(slot, self.sender.packet(values, FrameTime(frame, 0.0, fps, 1)))
-        self.sent += 1
-        if self._recorded is not None:
-            self._recorded.append(values)
+    def due(self, index: int) -> float | None:
+        return self.sink.dac_time(round(index * self.sample_rate / self.fps))
 
-    def loop(self, feed: _Feed | None, stop: Stop, max_frames: int | None = None) -> None:
-        """Send packets until the speech ends, a signal arrives, or ``max_frames`` (idle)."""
-        index: int | None = 0 if feed is not None else None
-        fps = self.options.fps
-        while stop.signum is None and (max_frames is None or self.sent < max_frames):
-            if self.sink.failure is not None:
-                raise self.sink.failure
-            if feed is not None:
-                if feed.error is not None:
-                    raise feed.error
-                if index is not None and feed.finished(index, self.sample_rate, fps):
-                    return
-            slot = self.scheduler.plan(index)
-            speech = None
-            if slot.index is not None and feed is not None:
-                speech = feed.row(slot.index)
-                self.missing += speech is None and not feed.idling(slot.index)
-            self.send(slot, speech)
-            index = slot.next_index
+    def row(self, index: int) -> np.ndarray | None:
+        row = self.feed.row(index)
+        self.missing += row is None and not self.feed.idling(index)
+        return row
 
-    def ease_out(self) -> None:
-        """Step idle until the speech has faded out (at most EASE_OUT_S of frames)."""
-        for _ in range(round(EASE_OUT_S * self.options.fps)):
-            if self.animator.speech_weight < 0.01:
-                return
-            self.send(self.scheduler.plan(None), None)
-
-    def play_out(self, stop: Stop) -> None:
-        """Idle frames while the rest of the audio plays (e.g. a CSV shorter than its audio)."""
-        progress, changed = -1, time.monotonic()
-        while stop.signum is None and not self.sink.played():
-            if self.sink.consumed != progress:
-                progress, changed = self.sink.consumed, time.monotonic()
-            elif time.monotonic() - changed > 2.0:
-                return  # the device stopped taking samples: do not wait forever
-            self.send(self.scheduler.plan(None), None)
-
-    def finish(self, stopped_by: int | None) -> PlayResult:
-        self.pacer.close()  # it sends what it was given, then reports
-        options = self.options
-        if options.stats is not None:
-            report = self.scheduler.report()
-            report["missing"] = self.missing
-            report["pacer"] = self.pacer.mode
-            wall = time.monotonic() - self._started[0]
-            cpu = time.process_time() - self._started[1] + self.pacer.cpu_seconds
-            report["cpu_percent"] = round(100.0 * cpu / wall, 2) if wall > 0 else None
-            _write(options.stats, json.dumps(report, indent=1))
-        if self._recorded is not None and options.save_csv is not None:
-            kept = np.delete(np.arange(len(self._recorded)), self.pacer.lost)
-            values = np.asarray(self._recorded, np.float32).reshape(-1, 61)[kept]
-            start = FrameTime(self._base or 0, 0.0, options.fps, 1)
-            try:
-                write_csv(options.save_csv, values, options.fps, start=start)
-            except OSError as exc:
-                raise NsplayerError(f"cannot write {options.save_csv}: {exc}") from None
-        summary = self.scheduler.stats.summary()
-        return PlayResult(
-            frames_sent=self.sent,
-            speech_frames=int(summary["speech_frames"] or 0),
-            dropped=self.scheduler.dropped,
-            missing=self.missing,
-            underruns=self.sink.underruns,
-            sink=self.sink.kind,
-            stopped_by=stopped_by,
-        )
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise NsplayerError(f"cannot write {path}: {exc}") from None
+    def done(self, index: int) -> bool:
+        return self.feed.finished(index, self.sample_rate, self.fps)
 
 
 @contextmanager
@@ -262,19 +161,28 @@ def _fine_thread_switching() -> Iterator[None]:
 
 
 @contextmanager
-def _sending(options: Options) -> Iterator[tuple[LiveLinkSender, ProcessPacer]]:
-    """The sender and its pacer process, started first: the pacer is up by the time the
+def _conducting(options: Options, clock: Callable[[], float]) -> Iterator[Conductor]:
+    """The conductor and its pacer process, started first: the pacer is up by the time the
     input is open (stdin may take a while to give its header) and the model is loaded."""
+    conductor = Conductor(
+        clock,
+        options.fps,
+        options.targets,
+        av_offset_ms=options.av_offset_ms,
+        detailed=options.stats is not None,
+    )
     try:
-        sender = LiveLinkSender(options.targets, options.subject, options.device_id)
-    except (ValueError, OSError) as exc:
-        raise NsplayerError(f"{exc} — use --target HOST:PORT") from None
-    pacer = ProcessPacer(sender, options.fps)
-    try:
-        yield sender, pacer
+        yield conductor
     finally:
-        pacer.close()
-        sender.close()
+        conductor.close()
+
+
+def _cast(conductor: Conductor, options: Options) -> Performer:
+    """The one performer of play, replay and idle, as the options describe it."""
+    look = Look(options.gains, options.idle, options.emotion, options.seed)
+    return conductor.add(
+        options.subject, look, device_id=options.device_id, save_csv=options.save_csv
+    )
 
 
 def _open_sink(
@@ -308,39 +216,101 @@ def _drive(
     options: Options,
     model: FaceModel | None,
     rows: np.ndarray | None,
-    sending: tuple[LiveLinkSender, ProcessPacer],
+    conductor: Conductor,
 ) -> PlayResult:
     feed = _Feed(source, sink, model)
     if rows is not None:
         feed.add(rows)
     stopped_by = None
     try:
-        run = _Run(options, sink, source.sample_rate, sending)
+        conductor.use_clock(sink.now)
+        performer = _cast(conductor, options)
+        track = _Track(feed, sink, source.sample_rate, options.fps)
+        performer.speak(track)
         if options.verbose >= 0:
             _announce(source, sink, options)
         with stop_on_signals() as stop, _fine_thread_switching():
             feed.start()
-            run.pacer.wait_ready()
+            conductor.wait_ready()
             feed.ready("pacer")
             failure = None
             try:
-                run.loop(feed, stop)
+                conductor.run(lambda: stop.signum is not None or _over(feed, sink, performer))
             except Exception as exc:  # the source or model failed mid-stream: still ease out
                 failure = exc
             if stop.signum is not None or failure is not None:
                 sink.stop_audio()
-            run.ease_out()
-            if failure is not None:
-                raise failure
-            run.play_out(stop)
+            conductor.ease_out()
+            if failure is None:
+                _play_out(conductor, sink, stop)
             stopped_by = stop.signum
-        return run.finish(stopped_by)
+        conductor.close()
+        _finish_files(conductor, performer, sink, track, options)
+        if failure is not None:
+            raise failure
+        return _result(conductor, performer, sink, track, stopped_by)
     finally:
         sink.close()
         feed.join(timeout=1.0 if stopped_by is None else 0.2)  # may be stuck reading stdin
         if model is not None and not feed.is_alive():
             model.close()
         source.close()
+
+
+def _over(feed: _Feed, sink: Sink, performer: Performer) -> bool:
+    """True once the speech has ended; raises what failed (the sink, the source, the model)."""
+    if sink.failure is not None:
+        raise sink.failure
+    if feed.error is not None:
+        raise feed.error
+    return not performer.speaking
+
+
+def _play_out(conductor: Conductor, sink: Sink, stop: Stop) -> None:
+    """Idle frames while the rest of the audio plays (e.g. a CSV shorter than its audio)."""
+    progress, changed = -1, time.monotonic()
+
+    def heard() -> bool:
+        nonlocal progress, changed
+        if sink.consumed != progress:
+            progress, changed = sink.consumed, time.monotonic()
+        stalled = time.monotonic() - changed > SILENT_S  # the device stopped taking samples
+        return stop.signum is not None or sink.played() or stalled
+
+    conductor.run(heard)
+
+
+def _finish_files(
+    conductor: Conductor, performer: Performer, sink: Sink, track: _Track, options: Options
+) -> None:
+    """``--stats`` and ``--save-csv``: written on every exit, errors included."""
+    if options.stats is not None:
+        report = conductor.report(performer)
+        report.update(
+            sink=sink.kind,
+            output_latency_s=sink.latency,
+            measured_latency_s=sink.measured_latency,
+            underruns=sink.underruns,
+            device_status_errors=sink.status_errors,
+            missing=track.missing,
+        )
+        write_json(options.stats, report)
+    conductor.save(performer)
+
+
+def _result(
+    conductor: Conductor, performer: Performer, sink: Sink, track: _Track, stopped_by: int | None
+) -> PlayResult:
+    outcome = conductor.outcome(performer, stopped_by)
+    return PlayResult(
+        frames_sent=outcome.frames_sent,
+        speech_frames=outcome.speech_frames,
+        dropped=outcome.dropped,
+        missing=track.missing,
+        underruns=sink.underruns,
+        sink=sink.kind,
+        stopped_by=stopped_by,
+    )
 
 
 def _announce(source: AudioSource, sink: Sink, options: Options) -> None:
@@ -380,9 +350,9 @@ def _play(
     rows: np.ndarray | None,
 ) -> PlayResult:
     """Frames from ``rows`` if given, else from the model."""
-    with _sending(options) as sending:
+    with _conducting(options, time.monotonic) as conductor:
         source, sink, model = _open(open_audio, options, expect, with_model=rows is None)
-        return _drive(source, sink, options, model, rows, sending)
+        return _drive(source, sink, options, model, rows, conductor)
 
 
 def _open(
@@ -470,11 +440,15 @@ def load_rows(path: Path, fps: int) -> np.ndarray:
 
 def idle(options: Options, duration: float | None = None) -> PlayResult:
     """Idle animation only, until a signal or ``duration`` seconds."""
-    sink = NullSink(48000)
-    max_frames = None if duration is None else round(duration * options.fps)
-    with _sending(options) as sending:
-        run = _Run(options, sink, sink.sample_rate, sending)
+    limit = math.inf if duration is None else round(duration * options.fps)
+    with _conducting(options, time.monotonic) as conductor:
+        performer = _cast(conductor, options)
         with stop_on_signals() as stop, _fine_thread_switching():
-            run.pacer.wait_ready()
-            run.loop(None, stop, max_frames)
-        return run.finish(stop.signum)
+            conductor.wait_ready()
+            conductor.run(lambda: stop.signum is not None or performer.sent >= limit)
+        conductor.close()
+        if options.stats is not None:
+            write_json(options.stats, conductor.report(performer))
+        conductor.save(performer)
+        outcome = conductor.outcome(performer, stop.signum)
+        return PlayResult(outcome.frames_sent, 0, outcome.dropped, 0, 0, "null", outcome.stopped_by)

@@ -1,11 +1,14 @@
 """Hand packets to whoever sends them on time: the pacer process, or this thread.
 
-The scheduler decides what is due when, on the sink clock; a pacer sends it. The
-process pacer (``nsplayer/pacer.py``) gets each packet ``lead`` seconds early, so the
-player's threads may run late by that much without the face being late. Its times are
-on time.monotonic(), converted from the sink clock at each hand-over. The inline pacer
-waits in the calling thread; it serves deterministic tests on a fake clock and is the
-fallback when no pacer process can run (it stops, or cannot start).
+The conductor decides what is due when, on its clock; a pacer sends it. The process
+pacer (``nsplayer/pacer.py``) gets each packet ``lead`` seconds early, so the player's
+threads may run late by that much without the face being late. Its times are on
+time.monotonic(), converted from the conductor's clock at each hand-over. The inline
+pacer waits in the calling thread; it serves deterministic tests on a fake clock and is
+the fallback when no pacer process can run (it stops, or cannot start).
+
+Every packet belongs to a stream (one subject): spacing, drops and frame renumbering are
+per stream, and so are the statistics.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import threading
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,35 +28,38 @@ import numpy as np
 
 from livelink import LiveLinkSender
 from livelink.codec import FRAME_FROM_END
+from livelink.frametime import DAY_S
 from nsplayer import pacer as pacer_script
-from nsplayer.pacer import DONE, PACKET, READY, READY_REALTIME, RESULT, Pacer
+from nsplayer.pacer import DONE, PACKET, READY, READY_REALTIME, REFUSED, RESULT, Pacer
 
 PROCESS_LEAD_S = 0.008  # hand packets over this early: covers the player's own hiccups
 _READY_TIMEOUT_S = 3.0
-_DAY_S = 86400
 
 
 class SendStats:
-    """Per sent packet: speech frame index (-1 idle), audio time, due and send time."""
+    """Per sent packet of one stream: speech frame index (-1 idle), audio time, due, sent.
 
-    def __init__(self) -> None:
+    Counts always; the per-packet columns only when ``detailed`` (``--stats``), so a run
+    of any length keeps flat memory.
+    """
+
+    def __init__(self, detailed: bool = True) -> None:
+        self.detailed = detailed
+        self.frames_sent = 0
+        self.speech_frames = 0
         self.index = array("q")
         self.audio_time = array("d")
         self.due = array("d")
         self.sent = array("d")
 
     def add(self, index: int | None, audio_time: float, due: float, sent: float) -> None:
-        self.index.append(-1 if index is None else index)
-        self.audio_time.append(audio_time)
-        self.due.append(due)
-        self.sent.append(sent)
-
-    def extend(self, other: SendStats) -> None:
-        for mine, theirs in zip(self._columns(), other._columns(), strict=True):
-            mine.extend(theirs)
-
-    def _columns(self) -> tuple[array, ...]:
-        return self.index, self.audio_time, self.due, self.sent
+        self.frames_sent += 1
+        self.speech_frames += index is not None
+        if self.detailed:
+            self.index.append(-1 if index is None else index)
+            self.audio_time.append(audio_time)
+            self.due.append(due)
+            self.sent.append(sent)
 
     def summary(self) -> dict[str, float | int | None]:
         """Send error of speech frames (sent - due) and the spread of send intervals, in ms."""
@@ -60,8 +67,8 @@ class SendStats:
         error = (np.asarray(self.sent) - np.asarray(self.due))[speech] * 1000.0
         intervals = np.diff(np.asarray(self.sent)) * 1000.0
         return {
-            "frames_sent": len(self.index),
-            "speech_frames": int(speech.sum()),
+            "frames_sent": self.frames_sent,
+            "speech_frames": self.speech_frames,
             "error_ms_p50": _pct(np.abs(error), 50),
             "error_ms_p99": _pct(np.abs(error), 99),
             "error_ms_max": _pct(np.abs(error), 100),
@@ -72,14 +79,10 @@ class SendStats:
         }
 
     def frames(self) -> list[dict[str, float | int | None]]:
+        columns = (self.index, self.audio_time, self.due, self.sent)
         return [
-            {
-                "index": None if i < 0 else i,
-                "audio_time": None if i < 0 else a,
-                "due": d,
-                "sent": s,
-            }
-            for i, a, d, s in zip(*self._columns(), strict=True)
+            {"index": None if i < 0 else i, "audio_time": None if i < 0 else a, "due": d, "sent": s}
+            for i, a, d, s in zip(*columns, strict=True)
         ]
 
 
@@ -87,8 +90,26 @@ def _pct(values: np.ndarray, q: float) -> float | None:
     return round(float(np.percentile(values, q)), 4) if len(values) else None
 
 
-class InlinePacer:
-    """Sends from the calling thread, waiting on the sink clock (``sleep`` injectable)."""
+class _Streams:
+    """Per-stream statistics and lost packets (as the stream's own hand-over numbers)."""
+
+    def __init__(self, detailed: bool) -> None:
+        self._detailed = detailed
+        self._stats: dict[int, SendStats] = {}
+        self._lost: dict[int, list[int]] = {}
+        self.refused: set[int] = set()  # targets (by position) that refused a packet
+
+    def stats(self, stream: int) -> SendStats:
+        if stream not in self._stats:
+            self._stats[stream] = SendStats(self._detailed)
+        return self._stats[stream]
+
+    def lost(self, stream: int) -> list[int]:
+        return self._lost.setdefault(stream, [])
+
+
+class InlinePacer(_Streams):
+    """Sends from the calling thread, waiting on the conductor's clock (``sleep`` injectable)."""
 
     lead = 0.0
     mode = "inline"
@@ -99,55 +120,71 @@ class InlinePacer:
         clock: Callable[[], float],
         fps: int,
         sleep: Callable[[float], None] = time.sleep,
+        detailed: bool = True,
     ) -> None:
-        self.stats = SendStats()
-        self.lost: list[int] = []  # hand-over numbers of the packets dropped as too late
+        super().__init__(detailed)
         self.cpu_seconds = 0.0  # used by another process (none here)
-        self._handed = 0
+        self._sender = sender
+        self._handed: dict[int, int] = {}
         self._pacer = Pacer(
-            sender.send_packet,
+            self._send,
             period=1.0 / fps,
-            wrap=_DAY_S * fps,
+            wrap=round(DAY_S * fps),
             frame_from_end=FRAME_FROM_END,
             clock=clock,
             sleep=sleep,
         )
 
-    @property
-    def dropped(self) -> int:
-        return len(self.lost)
+    def _send(self, packet: bytearray) -> None:
+        errors = self._sender.errors
+        self._sender.send_packet(packet)
+        if self._sender.errors > errors and isinstance(self._sender.last_error, ConnectionError):
+            self.refused.add(0)
 
     def wait_ready(self) -> None:
         """Nothing to wait for."""
 
-    def send(self, packet: bytes, due: float, index: int | None, audio_time: float) -> None:
-        sent = self._pacer.submit(due, packet)
+    def send(
+        self, packet: bytes, due: float, stream: int, index: int | None, audio_time: float
+    ) -> None:
+        handed = self._handed.get(stream, 0)
+        self._handed[stream] = handed + 1
+        sent = self._pacer.submit(due, packet, stream)
         if sent is None:
-            self.lost.append(self._handed)
+            self.lost(stream).append(handed)
         else:
-            self.stats.add(index, audio_time, due, sent)
-        self._handed += 1
+            self.stats(stream).add(index, audio_time, due, sent)
 
     def close(self) -> None:
         """Nothing to close: the sender belongs to the caller."""
 
 
-class ProcessPacer:
-    """Sends through a pacer process; falls back to an InlinePacer if it cannot."""
+class ProcessPacer(_Streams):
+    """Sends through a pacer process; falls back to an InlinePacer if it cannot.
+
+    The pacer's results are taken in as they come back (a reader thread), so what is kept
+    per packet is bounded by what is in flight, plus the statistics asked for.
+    """
 
     def __init__(
-        self, sender: LiveLinkSender, fps: int, clock: Callable[[], float] = time.monotonic
+        self,
+        sender: LiveLinkSender,
+        fps: int,
+        clock: Callable[[], float] = time.monotonic,
+        detailed: bool = True,
     ) -> None:
+        super().__init__(detailed)
         self._sender, self._fps = sender, fps
-        self.clock = clock  # the sink's: due times are on it (set once the sink is open)
-        self._queued = SendStats()  # what was handed over; ``sent`` holds the clock offsets
-        self._results = bytearray()
+        self.clock = clock  # the conductor's: due times are on it
+        # per packet in flight: (stream, its hand-over number there, index, audio time, due,
+        # clock offset); appended before writing, taken by the reader as results come back
+        self._queued: deque[tuple[int, int, int | None, float, float, float]] = deque()
+        self._handed: dict[int, int] = {}
+        self._lock = threading.Lock()
         self._ready = threading.Event()  # set once the process said it is ready, or failed
         self._started = False
         self._realtime = False
         self._inline: InlinePacer | None = None
-        self.stats = SendStats()
-        self.lost: list[int] = []  # hand-over numbers of the packets dropped as too late
         self.cpu_seconds = 0.0
         self._closed = False
         try:
@@ -160,7 +197,7 @@ class ProcessPacer:
             config = {
                 "addresses": sender.addresses,
                 "frame_from_end": FRAME_FROM_END,
-                "wrap": _DAY_S * fps,
+                "wrap": round(DAY_S * fps),
                 "period": 1.0 / fps,
             }
             self._write(json.dumps(config).encode() + b"\n")
@@ -186,16 +223,21 @@ class ProcessPacer:
         if not self._started:
             self._fall_back()
 
-    def send(self, packet: bytes, due: float, index: int | None, audio_time: float) -> None:
+    def send(
+        self, packet: bytes, due: float, stream: int, index: int | None, audio_time: float
+    ) -> None:
         if self._inline is None:
             offset = self._offset()
+            handed = self._handed.get(stream, 0)
+            self._queued.append((stream, handed, index, audio_time, due, offset))
             try:
-                self._write(PACKET.pack(due - offset, len(packet)) + packet)
-                self._queued.add(index, audio_time, due, offset)
+                self._write(PACKET.pack(due - offset, len(packet), stream) + packet)
+                self._handed[stream] = handed + 1
                 return
             except OSError:  # the pacer process died: carry on from this thread
+                self._queued.pop()
                 self._fall_back()
-        self._inline.send(packet, due, index, audio_time)  # type: ignore[union-attr]
+        self._inline.send(packet, due, stream, index, audio_time)  # type: ignore[union-attr]
 
     def close(self) -> None:
         """Let the pacer send what it has, then collect its results (drops, times, CPU)."""
@@ -209,24 +251,35 @@ class ProcessPacer:
             except (OSError, subprocess.TimeoutExpired):
                 self._proc.kill()
             self._reader.join(timeout=1.0)
-        self._collect()
         if self._inline is not None:
-            self.stats.extend(self._inline.stats)
-            self.lost += [len(self._queued.index) + n for n in self._inline.lost]
+            self._merge_inline()
 
-    @property
-    def dropped(self) -> int:
-        return len(self.lost)
+    def _merge_inline(self) -> None:
+        inline = self._inline
+        for stream, stats in inline._stats.items():
+            mine = self.stats(stream)
+            mine.frames_sent += stats.frames_sent
+            mine.speech_frames += stats.speech_frames
+            for ours, theirs in zip(
+                (mine.index, mine.audio_time, mine.due, mine.sent),
+                (stats.index, stats.audio_time, stats.due, stats.sent),
+                strict=True,
+            ):
+                ours.extend(theirs)
+        for stream, lost in inline._lost.items():
+            before = self._handed.get(stream, 0)
+            self.lost(stream).extend(before + n for n in lost)
+        self.refused |= inline.refused
 
     def _offset(self) -> float:
-        """Sink clock minus time.monotonic(), read close together."""
+        """Conductor clock minus time.monotonic(), read close together."""
         for _ in range(3):
             before = time.monotonic()
-            sink_now = self.clock()
+            clock_now = self.clock()
             after = time.monotonic()
             if after - before < 0.0002:
                 break
-        return sink_now - (before + after) / 2
+        return clock_now - (before + after) / 2
 
     def _write(self, data: bytes) -> None:
         if self._proc is None or self._proc.stdin is None:
@@ -239,27 +292,32 @@ class ProcessPacer:
         self._started = ready in (READY, READY_REALTIME)
         self._realtime = ready == READY_REALTIME
         self._ready.set()
+        pending = bytearray()
         while self._started and (chunk := out.read(65536)):  # type: ignore[union-attr]
-            self._results += chunk
+            pending += chunk
+            whole = len(pending) - len(pending) % RESULT.size
+            for start in range(0, whole, RESULT.size):
+                self._take(*RESULT.unpack_from(pending, start))
+            del pending[:whole]
+
+    def _take(self, seq: int, value: float) -> None:
+        """One result from the pacer process: a send time, a drop, a refusal or the end."""
+        if seq == DONE:
+            self.cpu_seconds = value
+            return
+        if seq == REFUSED:
+            self.refused.add(int(value))
+            return
+        if not self._queued:
+            return
+        stream, handed, index, audio_time, due, offset = self._queued.popleft()
+        if math.isnan(value):
+            self.lost(stream).append(handed)
+        else:
+            self.stats(stream).add(index, audio_time, due, value + offset)
 
     def _fall_back(self) -> None:
         if self._inline is None:
-            self._inline = InlinePacer(self._sender, self.clock, self._fps)
+            self._inline = InlinePacer(self._sender, self.clock, self._fps, detailed=self._detailed)
             if self._proc is not None:
                 self._proc.kill()
-
-    def _collect(self) -> None:
-        """Turn the pacer's (sequence, monotonic send time) records into sink-clock stats."""
-        queued = self._queued
-        for start in range(0, len(self._results) - RESULT.size + 1, RESULT.size):
-            seq, value = RESULT.unpack_from(self._results, start)
-            if seq == DONE:
-                self.cpu_seconds = value
-            elif seq < len(queued.index) and math.isnan(value):
-                self.lost.append(seq)
-            elif seq < len(queued.index):
-                index = queued.index[seq]
-                due, offset = queued.due[seq], queued.sent[seq]
-                self.stats.add(
-                    None if index < 0 else index, queued.audio_time[seq], due, value + offset
-                )

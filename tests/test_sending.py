@@ -51,14 +51,14 @@ def test_process_pacer_sends_every_packet_in_order_never_early(link):
     pacer.wait_ready()
     start = time.monotonic() + 0.1
     for i in range(30):
-        pacer.send(packet(tx, 500 + i, i / 30), start + i * P, i, i * P)
+        pacer.send(packet(tx, 500 + i, i / 30), start + i * P, 0, i, i * P)
     pacer.close()
     frames = received(rx)
     assert [f.time.frame for f in frames] == list(range(500, 500 + len(frames)))
-    assert len(frames) + pacer.dropped == 30
-    sent, due = np.asarray(pacer.stats.sent), np.asarray(pacer.stats.due)
+    assert len(frames) + len(pacer.lost(0)) == 30
+    sent, due = np.asarray(pacer.stats(0).sent), np.asarray(pacer.stats(0).due)
     assert np.all(sent >= due)  # released at the due time, not before
-    assert list(pacer.stats.index) == sorted(pacer.stats.index)
+    assert list(pacer.stats(0).index) == sorted(pacer.stats(0).index)
     assert pacer.cpu_seconds > 0  # the child reported its own CPU use
 
 
@@ -67,15 +67,15 @@ def test_a_packet_more_than_a_period_late_is_dropped_and_the_timecode_stays_cons
     pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
     now = time.monotonic()
-    pacer.send(packet(tx, 10, 0.1), now + 0.05, 0, 0.0)
-    pacer.send(packet(tx, 11, 0.2), now - 1.0, 1, P)  # a second late: dropped
-    pacer.send(packet(tx, 12, 0.3), now + 0.1, 2, 2 * P)
+    pacer.send(packet(tx, 10, 0.1), now + 0.05, 0, 0, 0.0)
+    pacer.send(packet(tx, 11, 0.2), now - 1.0, 0, 1, P)  # a second late: dropped
+    pacer.send(packet(tx, 12, 0.3), now + 0.1, 0, 2, 2 * P)
     pacer.close()
     frames = received(rx)
     assert [f.time.frame for f in frames] == [10, 11]
     assert [round(float(f.values[17]), 3) for f in frames] == [0.1, 0.3]
-    assert pacer.lost == [1] and pacer.dropped == 1
-    assert list(pacer.stats.index) == [0, 2]
+    assert pacer.lost(0) == [1] and len(pacer.lost(0)) == 1
+    assert list(pacer.stats(0).index) == [0, 2]
 
 
 def test_sink_clock_times_are_converted_both_ways(link):
@@ -86,26 +86,26 @@ def test_sink_clock_times_are_converted_both_ways(link):
     pacer = ProcessPacer(tx, FPS, lambda: time.monotonic() + shift)
     pacer.wait_ready()
     due = time.monotonic() + shift + 0.05
-    pacer.send(packet(tx, 1), due, 0, 0.0)
+    pacer.send(packet(tx, 1), due, 0, 0, 0.0)
     pacer.close()
     assert len(received(rx)) == 1
-    assert 0 <= pacer.stats.sent[0] - due < 1.0  # on the sink clock, not monotonic
+    assert 0 <= pacer.stats(0).sent[0] - due < 1.0  # on the sink clock, not monotonic
 
 
 def test_a_dead_pacer_process_falls_back_to_sending_from_this_thread(link):
     rx, tx = link
     pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
-    pacer.send(packet(tx, 1), time.monotonic() + 0.02, 0, 0.0)
+    pacer.send(packet(tx, 1), time.monotonic() + 0.02, 0, 0, 0.0)
     time.sleep(0.1)
     pacer._proc.kill()  # the process dies under the player
     pacer._proc.wait()
     for i in range(1, 4):
-        pacer.send(packet(tx, 1 + i), time.monotonic() + 0.01, i, i * P)
+        pacer.send(packet(tx, 1 + i), time.monotonic() + 0.01, 0, i, i * P)
     pacer.close()
     assert [f.time.frame for f in received(rx)] == [1, 2, 3, 4]
     assert pacer.lead == 0.0  # from now on the scheduler hands packets over at their time
-    assert list(pacer.stats.index)[-3:] == [1, 2, 3]  # packet 0's record died with it
+    assert list(pacer.stats(0).index)[-3:] == [1, 2, 3]  # packet 0's record died with it
 
 
 def _realtime_allowed() -> bool:
@@ -124,7 +124,7 @@ def test_the_pacer_process_runs_real_time_where_allowed_and_says_which(link):
     if hasattr(os, "sched_getscheduler"):
         policy = os.sched_getscheduler(pacer._proc.pid)
         assert policy == (os.SCHED_FIFO if allowed else os.SCHED_OTHER)
-    pacer.send(packet(tx, 3), time.monotonic() + 0.01, 0, 0.0)
+    pacer.send(packet(tx, 3), time.monotonic() + 0.01, 0, 0, 0.0)
     pacer.close()
     assert [f.time.frame for f in received(rx)] == [3]
 
@@ -137,7 +137,7 @@ def test_a_pacer_that_cannot_start_means_inline_sending(link, monkeypatch, inter
     pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
     assert pacer.lead == 0.0 and pacer.mode == "inline"
-    pacer.send(packet(tx, 7), time.monotonic() + 0.01, None, 0.0)
+    pacer.send(packet(tx, 7), time.monotonic() + 0.01, 0, None, 0.0)
     pacer.close()
     assert [f.time.frame for f in received(rx)] == [7]
 
@@ -146,10 +146,10 @@ def test_inline_pacer_drops_late_packets_and_renumbers(link):
     rx, tx = link
     pacer = InlinePacer(tx, time.monotonic, FPS)
     now = time.monotonic()
-    pacer.send(packet(tx, 100), now - 0.5, 0, 0.0)  # late: dropped
-    pacer.send(packet(tx, 101), now + 0.01, 1, P)
+    pacer.send(packet(tx, 100), now - 0.5, 0, 0, 0.0)  # late: dropped
+    pacer.send(packet(tx, 101), now + 0.01, 0, 1, P)
     assert [f.time.frame for f in received(rx)] == [100]
-    assert pacer.lost == [0]
+    assert pacer.lost(0) == [0]
 
 
 @given(
@@ -164,3 +164,23 @@ def test_release_time_never_bursts_and_drops_only_what_is_more_than_a_period_lat
         assert max(bound, now) - due > P
     else:
         assert at == bound and max(at, now) - due <= P
+
+
+def test_streams_keep_their_own_spacing_and_frame_numbers(link):
+    """Two subjects due at the same moments both go out on time; a drop in one stream
+    renumbers only that stream."""
+    rx, tx = link
+    pacer = ProcessPacer(tx, FPS)
+    pacer.wait_ready()
+    start = time.monotonic() + 0.05
+    for i in range(6):
+        late = -1.0 if i == 2 else 0.0  # stream 1's third packet is a second late: dropped
+        pacer.send(packet(tx, 100 + i), start + i * P, 0, i, i * P)
+        pacer.send(packet(tx, 200 + i), start + i * P + late, 1, i, i * P)
+    pacer.close()
+    frames = sorted(f.time.frame for f in received(rx))
+    assert frames == [100, 101, 102, 103, 104, 105, 200, 201, 202, 203, 204]
+    assert pacer.lost(0) == [] and pacer.lost(1) == [2]
+    for stream in (0, 1):
+        stats = pacer.stats(stream)
+        assert np.all(np.asarray(stats.sent) - np.asarray(stats.due) < P)

@@ -111,6 +111,7 @@ class Animator:
         # move per FAST_BLEND_S): the cross-fade then adds no latency to an opening mouth,
         # while a row that starts mid-motion still eases in.
         self._follow = ~slow & (self._replace > 0)
+        self._fast = np.flatnonzero(~slow)
         self._rise = np.float32(1 / (FAST_BLEND_S * fps))
         self._prev = np.zeros(N_VALUES, np.float32)
         self._eyes = np.flatnonzero(_mask(EYE_REGIONS))
@@ -120,7 +121,8 @@ class Animator:
         self._lo = np.full(N_VALUES, -ROTATION_LIMIT, np.float32)
         self._hi = np.full(N_VALUES, ROTATION_LIMIT, np.float32)
         self._lo[:N_BLENDSHAPES], self._hi[:N_BLENDSHAPES] = 0.0, 1.0
-        self._fixed = None if emotion is None else emotion_weights(emotion) @ OFFSETS
+        self._fixed: np.ndarray | None = None
+        self.set_emotion(emotion)
         self._eye_alpha = 1 - math.exp(-1 / (fps * EYE_GATE_TAU_S))
         self._emotion_alpha = 1 - math.exp(-1 / (fps * EMOTION_TAU_S))
         self._weight = np.zeros(N_VALUES)  # linear blend position per channel
@@ -133,10 +135,20 @@ class Animator:
         self._idle_row = np.zeros(N_VALUES, np.float32)
         self._out = np.zeros(N_VALUES, np.float32)
 
+    def set_emotion(self, emotion: Mapping[str, float] | None) -> None:
+        """Hold ``emotion`` from now on (None: the model's scores, if any)."""
+        self._fixed = None if emotion is None else emotion_weights(emotion) @ OFFSETS
+
     @property
     def speech_weight(self) -> float:
         """How much of the speech layer is still visible (0 = pure idle)."""
         return float(self._eased.max())
+
+    @property
+    def mouth_weight(self) -> float:
+        """How much of the speech layer the mouth, jaw and cheeks still show (they fade in
+        FAST_BLEND_S; brows, eyes and head take longer)."""
+        return float(self._eased[self._fast].max())
 
     def step(self, speech: np.ndarray | None) -> np.ndarray:
         """One output frame: the model's row for it (61 or 68 values) or None for no speech."""

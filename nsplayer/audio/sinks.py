@@ -30,7 +30,7 @@ UNDERRUN_MODES = ("silence", "pause")
 _HISTORY = 4096  # callbacks remembered: tens of seconds, far more than any output latency
 _SMOOTHING = 0.1  # share of each DAC-time surprise taken (see Sink._smooth)
 _JUMP = 0.010  # a DAC time this far from the prediction is a real jump, taken whole
-_SILENT_S = 2.0  # a device sink without a callback for this long has stopped
+SILENT_S = 2.0  # a device without a callback (or progress) this long has stopped
 
 
 class Sink:
@@ -422,11 +422,11 @@ class DeviceSink(Sink):
 
     @property
     def failure(self) -> NsplayerError | None:
-        """Set when the clock fails, or when callbacks stop for _SILENT_S after the warm-up
+        """Set when the clock fails, or when callbacks stop for SILENT_S after the warm-up
         (PortAudio's ALSA backend ends its callback thread when the sound server dies)."""
         if self._failure is None and not self._held:
             silent = time.monotonic() - self._heartbeat
-            if silent > _SILENT_S:
+            if silent > SILENT_S:
                 self._failure = NsplayerError(
                     f"the audio device stopped playing ({silent:.1f} s without a callback) — "
                     "check it (is the sound server running?), or use --no-audio"

@@ -1,0 +1,422 @@
+"""The engine: performers that speak from speech tracks, all sent on one clock.
+
+A ``Performer`` is one Live Link subject: its animator (idle layer, speech blending,
+emotion), its frame schedule, its frame numbers, its statistics, its recording
+(``--save-csv``) and its ease back to neutral. A ``Conductor`` sends every performer's
+frames from one thread, on one clock, through one pacer process. Front-ends — play,
+replay, idle, live, stage — supply only the clock and, per utterance, a ``SpeechTrack``:
+
+    conductor = Conductor(clock, fps, targets)
+    anna = conductor.add("anna")            # idle frames from the start
+    anna.speak(track)                       # speech frames when track.due(i) comes
+    conductor.run(until=lambda: not anna.speaking)
+    conductor.ease_out(); conductor.close()
+
+Frame i of a track describes the face at audio time i / fps and is sent when
+``track.due(i)`` (plus ``--av-offset``) comes on the clock; while no speech frame is due
+each performer sends idle ticks at the frame rate, so no face ever freezes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from livelink import FrameTime, LiveLinkSender, write_csv
+from livelink.frametime import DAY_S
+from livelink.names import N_VALUES
+from nsplayer.animation import Animator, Gains, IdleSettings
+from nsplayer.errors import NsplayerError
+from nsplayer.scheduler import REFRESH_S, FrameScheduler, Slot
+from nsplayer.sending import InlinePacer, ProcessPacer
+
+EASE_OUT_S = 0.2  # longest ease back to idle after speech or a stop
+AT_REST = 0.01  # speech weight below which the face counts as back at idle
+TIMECODE_CHECK_S = 10.0  # how often frame numbers are compared with the time of day
+
+
+class SpeechTrack(Protocol):
+    """What a performer speaks from: one utterance's frames and when each is heard."""
+
+    def due(self, index: int) -> float | None:
+        """When speech frame ``index`` is heard on the conductor's clock (None: unknown)."""
+        ...
+
+    def row(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` (61 or 68 values) if ready, else None (the face idles)."""
+        ...
+
+    def done(self, index: int) -> bool:
+        """True once ``index`` is past the end of the utterance."""
+        ...
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a face moves besides the model: region gains, idle motion, a fixed emotion."""
+
+    gains: Gains = field(default_factory=Gains)
+    idle: IdleSettings = field(default_factory=IdleSettings)
+    emotion: Mapping[str, float] | None = None
+    seed: int | None = None
+
+    def animator(self, fps: int) -> Animator:
+        return Animator(fps, self.gains, self.idle, self.emotion, self.seed)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one performer sent, for the exit code and the summary line."""
+
+    frames_sent: int
+    speech_frames: int
+    dropped: int  # speech frames skipped as too late, by planning or by the pacer
+    stopped_by: int | None = None  # SIGINT/SIGTERM, or None for a normal end
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.stopped_by is None else 128 + self.stopped_by
+
+
+class Timecode:
+    """Consecutive time-of-day frame numbers, anchored on when frames are sent.
+
+    Numbers advance by exactly one per packet. Every ``check_s`` the send time is compared
+    with the time of day; if the clocks have drifted a whole frame apart (they do over
+    hours), the anchor moves, so the timecode never drifts away from the time of day.
+    """
+
+    def __init__(self, fps: int, check_s: float = TIMECODE_CHECK_S) -> None:
+        self.fps = fps
+        self._offset = FrameTime.now(fps, 1).to_seconds() - time.monotonic()
+        self._anchor: tuple[int, FrameTime] | None = None  # (packet number, its frame time)
+        self._check = max(1, round(check_s * fps))
+        self._checked = 0
+
+    def at(self, seq: int, when: float | None) -> FrameTime:
+        """Frame time of packet ``seq`` sent at ``when`` (monotonic; None: just the next)."""
+        if when is None and self._anchor is None:
+            when = time.monotonic()
+        if when is not None and (self._anchor is None or seq - self._checked >= self._check):
+            self._checked = seq
+            actual = (when + self._offset) % DAY_S
+            if self._anchor is None or self._drift(seq, actual) >= 1.0 / self.fps:
+                self._anchor = (seq, FrameTime.from_seconds(actual, self.fps, 1))
+        first, time0 = self._anchor
+        return time0.advance(seq - first)
+
+    def _drift(self, seq: int, actual: float) -> float:
+        first, time0 = self._anchor
+        expected = time0.to_seconds() + (seq - first) / self.fps
+        if expected >= DAY_S:  # midnight: start counting from zero again
+            return math.inf
+        return abs((actual - expected + DAY_S / 2) % DAY_S - DAY_S / 2)
+
+
+class Recording:
+    """Every frame a performer handed over, in float32 blocks (``--save-csv``)."""
+
+    _BLOCK = 4096
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._blocks: list[np.ndarray] = []
+        self._n = 0
+        self.start: FrameTime | None = None
+
+    def add(self, values: np.ndarray, frame_time: FrameTime) -> None:
+        if self.start is None:
+            self.start = frame_time
+        if self._n % self._BLOCK == 0:
+            self._blocks.append(np.empty((self._BLOCK, N_VALUES), np.float32))
+        self._blocks[-1][self._n % self._BLOCK] = values
+        self._n += 1
+
+    def write(self, lost: list[int], fps: int) -> None:
+        """Write what was sent: every handed frame but those the pacer dropped."""
+        values = np.concatenate(self._blocks)[: self._n] if self._blocks else np.empty((0, 61))
+        values = np.delete(values, lost, axis=0)
+        start = self.start or FrameTime(0, 0.0, fps, 1)
+        try:
+            write_csv(self.path, values, fps, start=start)
+        except OSError as exc:
+            raise NsplayerError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+
+class Performer:
+    """One subject's face: speech over idle, scheduled on the conductor's clock."""
+
+    def __init__(
+        self,
+        subject: str,
+        stream: int,
+        fps: int,
+        scheduler: FrameScheduler,
+        look: Look,
+        recording: Recording | None = None,
+    ) -> None:
+        self.subject = subject
+        self.stream = stream
+        self.animator = look.animator(fps)
+        self.scheduler = scheduler
+        self.recording = recording
+        self.timecode = Timecode(fps)
+        self.sent = 0
+        self.index: int | None = None  # next speech frame to ask the track for
+        self.slot: Slot | None = None  # planned, not yet handed over
+        self._track: SpeechTrack | None = None
+        self._on_end: Callable[[], None] | None = None
+        self._generation = 0  # changes with every speak/silence: a planned slot goes stale
+        self._planned = 0  # the generation the pending slot was planned in
+        self._lock = threading.Lock()
+
+    @property
+    def speaking(self) -> bool:
+        return self._track is not None
+
+    @property
+    def speech_weight(self) -> float:
+        return self.animator.speech_weight
+
+    def speak(self, track: SpeechTrack, on_end: Callable[[], None] | None = None) -> None:
+        """Speak from ``track`` from its frame 0 on (replacing any current track)."""
+        with self._lock:
+            self._track, self._on_end, self.index = track, on_end, 0
+            self._generation += 1
+            self.slot = None
+
+    def silence(self) -> None:
+        """Stop speaking now: the mouth eases back to idle (FAST_BLEND_S, 100 ms)."""
+        with self._lock:
+            self._track, self._on_end, self.index = None, None, None
+            self._generation += 1
+            self.slot = None
+
+    def set_emotion(self, emotion: Mapping[str, float] | None) -> None:
+        self.animator.set_emotion(emotion)
+
+    # -- the conductor's side ---------------------------------------------------------------
+    def plan(self) -> Slot:
+        with self._lock:
+            track = self._track
+            if track is not None and self.index is not None and track.done(self.index):
+                on_end, self._track, self._on_end, self.index = self._on_end, None, None, None
+                track = None
+                if on_end is not None:
+                    on_end()
+            self.slot = self.scheduler.plan(self.index if track else None, track)
+            self._planned = self._generation
+            return self.slot
+
+    def refresh(self, slot: Slot) -> Slot:
+        """A speech slot's due time read again just before hand-over (a sink may have
+        turned an estimate into an exact DAC time)."""
+        track = self._track
+        if slot.index is None or track is None:
+            return slot
+        due = self.scheduler.due(track, slot.index)
+        return slot if due is None else replace(slot, due=due)
+
+    def frame(self, slot: Slot) -> np.ndarray:
+        """The values of the slot's frame; the performer moves on past it."""
+        with self._lock:
+            track = self._track if self._planned == self._generation else None
+            row = None if slot.index is None or track is None else track.row(slot.index)
+            if track is not None and slot.next_index is not None:
+                self.index = slot.next_index
+        return self.animator.step(row)
+
+
+class Conductor:
+    """Sends every performer's frames on one clock, through one pacer.
+
+    ``clock``: the engine's time (a sink's ``now``: its DAC clock; or time.monotonic).
+    ``sleep`` is injectable so tests run on a fake clock shared with a NullSink.
+    ``detailed`` keeps per-packet times for ``--stats``.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        fps: int,
+        targets: tuple[str, ...],
+        *,
+        av_offset_ms: float = 0.0,
+        detailed: bool = False,
+        sleep: Callable[[float], None] | None = None,
+        process: bool = True,
+    ) -> None:
+        self.clock = clock
+        self.fps = fps
+        self.av_offset_ms = av_offset_ms
+        self.performers: list[Performer] = []
+        try:
+            self.sender = LiveLinkSender(targets)
+        except (ValueError, OSError) as exc:
+            raise NsplayerError(f"{exc} — use --target HOST:PORT") from None
+        self._wake = threading.Event()
+        self._sleep = sleep or self._nap
+        if process:
+            self.pacer: ProcessPacer | InlinePacer = ProcessPacer(
+                self.sender, fps, clock, detailed=detailed
+            )
+        else:
+            self.pacer = InlinePacer(self.sender, clock, fps, self._sleep, detailed=detailed)
+        self._started = (time.monotonic(), time.process_time())  # for the CPU figure
+        self._closed = False
+
+    def add(
+        self,
+        subject: str,
+        look: Look = Look(),
+        *,
+        device_id: str | None = None,
+        save_csv: Path | None = None,
+    ) -> Performer:
+        """A new performer for ``subject``; it sends idle frames from the next tick on."""
+        try:
+            self.sender.add_subject(subject, device_id)
+        except ValueError as exc:
+            raise NsplayerError(f"{exc} — use a shorter --subject") from None
+        scheduler = FrameScheduler(self.clock, self.fps, self.av_offset_ms, self.pacer.lead)
+        recording = None if save_csv is None else Recording(save_csv)
+        performer = Performer(
+            subject, len(self.performers), self.fps, scheduler, Look() if look is None else look,
+            recording,
+        )  # fmt: skip
+        self.performers.append(performer)
+        return performer
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Time everything on ``clock`` from now on (a sink opened after the conductor)."""
+        self.clock = self.pacer.clock = clock
+        for performer in self.performers:
+            performer.scheduler.clock = clock
+
+    def wait_ready(self) -> None:
+        """Wait until the pacer process is up (or known not to start)."""
+        self.pacer.wait_ready()
+        for performer in self.performers:  # the lead is known only now
+            performer.scheduler.lead = self.pacer.lead
+
+    def wake(self) -> None:
+        """New speech frames may be due now: replan idle ticks instead of waiting them out."""
+        self._wake.set()
+
+    def run(self, until: Callable[[], bool]) -> None:
+        """Send packets until ``until()`` is true (checked before each packet)."""
+        while not until():
+            self.step()
+
+    def step(self) -> None:
+        """Send the next packet of whichever performer is due first."""
+        for performer in self.performers:
+            if performer.slot is None:
+                performer.plan()
+        performer = min(self.performers, key=lambda p: p.slot.at)
+        slot = performer.slot
+        if not self._wait(slot.at - self.pacer.lead - REFRESH_S) and slot.index is None:
+            self._replan_idle()
+            return
+        slot = performer.refresh(slot)
+        self._wait(slot.at - self.pacer.lead)
+        self._send(performer, slot)
+
+    def _send(self, performer: Performer, slot: Slot) -> None:
+        values = performer.frame(slot)
+        when = time.monotonic() + max(0.0, slot.at - self.clock())
+        frame_time = performer.timecode.at(performer.sent, when)
+        packet = self.sender.packet(values, frame_time, performer.subject)
+        audio_time = 0.0 if slot.index is None else slot.index / self.fps
+        self.pacer.send(packet, slot.due, performer.stream, slot.index, audio_time)
+        performer.scheduler.handed(slot)
+        performer.slot = None
+        performer.sent += 1
+        if performer.recording is not None:
+            performer.recording.add(values, frame_time)
+
+    def _wait(self, until: float) -> bool:
+        """Wait for the clock to reach ``until``; False if woken early by ``wake``."""
+        while (left := until - self.clock()) > 0:
+            if self._wake.is_set():
+                self._wake.clear()
+                return False
+            self._sleep(left)
+        return True
+
+    def _nap(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+
+    def _replan_idle(self) -> None:
+        for performer in self.performers:
+            if performer.slot is not None and performer.slot.index is None:
+                performer.slot = None
+
+    def ease_out(self) -> None:
+        """Every face back to idle (at most EASE_OUT_S of frames), so UE never freezes a
+        mouth open."""
+        for performer in self.performers:
+            performer.silence()
+        limit = sum(p.sent for p in self.performers) + len(self.performers) * math.ceil(
+            EASE_OUT_S * self.fps
+        )
+        self.run(
+            lambda: (
+                all(p.speech_weight < AT_REST for p in self.performers)
+                or sum(p.sent for p in self.performers) >= limit
+            )
+        )
+
+    def close(self) -> None:
+        """Let the pacer send what it was given and collect its results; close the socket."""
+        if self._closed:
+            return
+        self._closed = True
+        self.pacer.close()
+        self.sender.close()
+
+    def outcome(self, performer: Performer, stopped_by: int | None = None) -> Outcome:
+        """What ``performer`` sent (after ``close``)."""
+        stats = self.pacer.stats(performer.stream)
+        dropped = performer.scheduler.skipped + len(self.pacer.lost(performer.stream))
+        return Outcome(stats.frames_sent, stats.speech_frames, dropped, stopped_by)
+
+    def report(self, performer: Performer) -> dict[str, object]:
+        """The ``--stats`` JSON of one performer (after ``close``)."""
+        stats = self.pacer.stats(performer.stream)
+        wall = time.monotonic() - self._started[0]
+        cpu = time.process_time() - self._started[1] + self.pacer.cpu_seconds
+        return {
+            "subject": performer.subject,
+            "fps": self.fps,
+            "av_offset_ms": self.av_offset_ms,
+            "dropped": self.outcome(performer).dropped,
+            "pacer": self.pacer.mode,
+            "cpu_percent": round(100.0 * cpu / wall, 2) if wall > 0 else None,
+            "summary": stats.summary(),
+            "frames": stats.frames(),
+        }
+
+    def save(self, performer: Performer) -> None:
+        """Write ``performer``'s recording (after ``close``), if it has one."""
+        if performer.recording is not None:
+            performer.recording.write(self.pacer.lost(performer.stream), self.fps)
+
+    def refused(self) -> list[str]:
+        """Targets that refused packets (ICMP port unreachable: nothing listens there)."""
+        return [self.sender.targets[k] for k in sorted(self.pacer.refused)]
+
+
+def write_json(path: Path, report: Mapping[str, object]) -> None:
+    try:
+        Path(path).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    except OSError as exc:
+        raise NsplayerError(f"cannot write {path}: {exc.strerror or exc}") from None

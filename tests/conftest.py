@@ -1,0 +1,76 @@
+"""Shared test helpers: a threaded UDP capture, a fake clock, markers for optional tools."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from livelink import LiveLinkReceiver
+
+
+class Capture:
+    """Receives Live Link packets on a loopback port in a thread until stopped (a thread,
+    so a burst of packets never overflows the socket buffer)."""
+
+    def __init__(self) -> None:
+        self.receiver = LiveLinkReceiver(port=0, timeout=0.1)
+        self.frames: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.receiver.port}"
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            got = self.receiver.receive(0.1)
+            if got is not None:
+                self.frames.append(got[0])
+
+    def stop(self) -> list:
+        time.sleep(0.2)
+        self._stop.set()
+        self._thread.join()
+        self.receiver.close()
+        return self.frames
+
+
+class SteppingClock:
+    """Time moves when someone sleeps, and by 1 us per reading (so spinning ends)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        self.t += 1e-6
+        return self.t
+
+    def sleep(self, dt: float) -> None:
+        self.t += max(dt, 1e-5)
+
+
+def pulse_running() -> bool:
+    """A PulseAudio server answers (CI starts one with a null sink)."""
+    if shutil.which("pactl") is None:
+        return False
+    return subprocess.run(["pactl", "info"], capture_output=True).returncode == 0
+
+
+needs_pulse = pytest.mark.skipif(
+    not pulse_running(), reason="no PulseAudio server (CI starts a null sink)"
+)
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+
+
+@pytest.fixture
+def capture():
+    cap = Capture()
+    yield cap
+    if not cap._stop.is_set():
+        cap.stop()
