@@ -28,12 +28,15 @@ Stream to UE (default port 11111) and listen elsewhere::
 
 Live Link Face / NeuroSync CSV::
 
-    take = read_csv("shapes.csv")    # CsvTake: times, values (n, 61) float32, extra, rate
+    take = read_csv("shapes.csv")    # CsvTake: values (n, 61) float32, times, extra, rate
     write_csv("out.csv", take.values, fps=60, extra=take.extra)
+    with open("long.csv", "w", newline="") as f:   # or row blocks as they are made
+        writer = CsvWriter(f, fps=60)
+        writer.write(block)                          # (n, 61) float32
 """
 
 from livelink.codec import PacketError, decode, encode
-from livelink.csvio import CsvTake, read_csv, write_csv
+from livelink.csvio import CsvError, CsvTake, CsvWriter, read_csv, write_csv
 from livelink.frame import FaceFrame
 from livelink.frametime import FrameTime
 from livelink.names import BLENDSHAPE_NAMES, CSV_ORDER, REGIONS
@@ -43,7 +46,9 @@ __all__ = [
     "BLENDSHAPE_NAMES",
     "CSV_ORDER",
     "REGIONS",
+    "CsvError",
     "CsvTake",
+    "CsvWriter",
     "FaceFrame",
     "FrameTime",
     "LiveLinkReceiver",

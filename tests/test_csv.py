@@ -130,3 +130,98 @@ def test_write_refuses_wrong_shapes(tmp_path: Path) -> None:
         write_csv(tmp_path / "x.csv", np.zeros((2, 60)), 60)
     with pytest.raises(ValueError, match="rows"):
         write_csv(tmp_path / "x.csv", np.zeros((2, 61)), 60, extra={"Happy": np.zeros(3)})
+
+
+def neurosync_csv(path: Path, n: int, emotions: bool = True) -> np.ndarray:
+    """A shapes.csv laid out as NeuroSync's writer does it (facts from its source): rows at
+    60 fps, ``HH:MM:SS:FF.mmm`` with FF the frame in the second and mmm the milliseconds of
+    the second (both truncated), BlendshapeCount 61 or 68, the seven emotions after the 61."""
+    rng = np.random.default_rng(n)
+    values = rng.uniform(0, 1, (n, 68 if emotions else 61))
+    names = ["Timecode", "BlendshapeCount", *CSV_ORDER, *(EMOTIONS if emotions else ())]
+    lines = [",".join(names)]
+    for i in range(n):
+        total = i * (1 / 60)
+        hours, rest = divmod(total, 3600)
+        minutes, seconds = divmod(rest, 60)
+        ms = (seconds - int(seconds)) * 1000
+        frame = int(ms / (1000 / 60))
+        code = f"{int(hours):02}:{int(minutes):02}:{int(seconds):02}:{frame:02}.{int(ms):03}"
+        lines.append(",".join([code, str(values.shape[1]), *map(str, values[i])]))
+    path.write_text("\n".join(lines) + "\n")
+    return values
+
+
+def test_neurosync_shapes_csv_is_timed_at_60_fps(tmp_path: Path) -> None:
+    take = read_csv(
+        neurosync_csv(tmp_path / "shapes.csv", 610) is not None and tmp_path / "shapes.csv"
+    )
+    assert take.rate == 60.0 and take.timecode_rate == 60
+    np.testing.assert_allclose(take.seconds, np.arange(610) / 60, atol=1e-9)
+    assert list(take.extra) == list(EMOTIONS) and len(take.extra["Happy"]) == 610
+
+
+@pytest.mark.parametrize("n", [2, 7, 30, 59, 61, 200])
+def test_short_neurosync_takes_are_60_fps(tmp_path: Path, n: int) -> None:
+    neurosync_csv(tmp_path / "s.csv", n, emotions=False)
+    assert read_csv(tmp_path / "s.csv").rate == 60.0
+
+
+@pytest.mark.parametrize("fps", [24, 25, 30, 50, 60, 120])
+@pytest.mark.parametrize("seconds", [1.2, 2.0, 2.9])
+def test_short_takes_get_their_rate_from_the_frame_field(tmp_path: Path, fps, seconds) -> None:
+    """A take that wraps into the next second once says its rate (f + step - g)."""
+    path = tmp_path / "t.csv"
+    write_csv(path, np.zeros((round(seconds * fps), 61)), fps, start=FrameTime(fps - 3, 0.5, fps))
+    take = read_csv(path)
+    assert take.rate == fps and take.timecode_rate == fps
+    np.testing.assert_allclose(take.seconds, np.arange(round(seconds * fps)) / fps, atol=1e-9)
+
+
+def test_every_second_row_and_midnight(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    start = FrameTime.from_seconds(86400 - 0.5, 60)
+    write_csv(path, np.zeros((60, 61)), 60, start=start)
+    assert read_csv(path).rate == 60.0  # 23:59:59:30 .. 00:00:00:29
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:1] + lines[1::2]) + "\n")
+    assert read_csv(path).rate == 30.0  # every second row of a 60 fps timecode
+
+
+def test_unbalanced_quote_is_one_short_line(tmp_path: Path) -> None:
+    path = tmp_path / "q.csv"
+    row = ",".join(["00:00:00:00.000", "61", *["0"] * 61])
+    path.write_text(",".join(_app_header()) + "\n" + '"' + (row + "\n") * 3000)
+    with pytest.raises(ValueError) as info:
+        read_csv(path)
+    assert "unbalanced quote" in str(info.value) and len(str(info.value)) < 300
+
+
+VALID = (
+    ",".join([*_app_header(), "Happy"])
+    + "\n"
+    + "".join(f"00:00:00:{i:02d}.000,61,{','.join(['0.5'] * 61)},0.1\n" for i in range(3))
+).encode()
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.binary(max_size=400),
+        st.tuples(st.integers(0, len(VALID)), st.integers(0, 40), st.binary(max_size=8)).map(
+            lambda t: VALID[: t[0]] + t[2] + VALID[t[0] + t[1] :]
+        ),
+    )
+)
+def test_any_bytes_read_or_give_one_short_value_error(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(data)
+    try:
+        take = read_csv(path)
+    except ValueError as exc:
+        text = str(exc)
+        assert "\n" not in text and len(text) < 260 + len(str(path)), text
+    else:
+        assert take.values.shape == (len(take.frames), 61) and np.isfinite(take.rate)
