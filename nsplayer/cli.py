@@ -374,25 +374,41 @@ def devices() -> None:
     default=30.0,
     show_default=True,
     type=click.FloatRange(0.1),
-    help="Seconds allowed to send a request.",
+    help="Seconds a client has to send a request (head and body); slower ones are dropped.",
+)
+@click.option(
+    "--max-audio-s",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Longer audio gets 400.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Model workers (more than 1: processes, for many clients).",
+)
+@click.option(
+    "--queue",
+    default=8,
+    show_default=True,
+    type=click.IntRange(0, 1024),
+    help="Requests that may wait for a worker; more get 503 with Retry-After.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
-def serve(
-    host: str, port: int, rows: str, max_body_mb: float, request_timeout: float, verbose: bool
-) -> None:
+def serve(host: str, port: int, rows: str, max_body_mb: float, **params) -> None:
     """NeuroSync-compatible HTTP API over the embedded model (POST /audio_to_blendshapes)."""
     from nsplayer.server import ServerSettings
     from nsplayer.server import serve as run_server
 
     settings = ServerSettings(
-        host=host,
-        port=port,
-        rows=int(rows),
-        max_body=int(max_body_mb * 1024 * 1024),
-        request_timeout=request_timeout,
-        verbose=verbose,
+        host=host, port=port, rows=int(rows), max_body=int(max_body_mb * 1024 * 1024), **params
     )
-    run_server(settings, announce=lambda line: click.echo(line, err=True))
+    code = run_server(settings, announce=lambda line: click.echo(line, err=True))
+    if code:
+        sys.exit(code)
 
 
 # --- live (microphone) -------------------------------------------------------------------------

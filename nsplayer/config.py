@@ -27,26 +27,10 @@ import yaml
 from nsplayer.animation import Gains, IdleSettings
 from nsplayer.animation.emotion import emotion_weights, parse_emotion
 from nsplayer.errors import NsplayerError
+from nsplayer.models.neurosync import DEFAULT_URL, NeuroSyncSettings
 
-DEFAULT_URL = "http://127.0.0.1:5000/audio_to_blendshapes"
 CONFIG_NAME = "nsplayer.yaml"
 ENV_PREFIX = "NSPLAYER_"
-
-
-@dataclass(frozen=True)
-class NeuroSyncSettings:
-    """How to reach a NeuroSync-compatible HTTP model and what to do when it fails."""
-
-    url: str = DEFAULT_URL
-    api_key: str | None = field(default=None, repr=False)  # secret: never printed
-    connect_timeout: float = 3.0
-    read_timeout: float = 30.0
-    retries: int = 2
-    max_inflight: int = 2
-    segment_s: float = 6.0
-    overlap_s: float = 1.0
-    on_model_error: str = "embedded"  # embedded | idle | stop
-    allow_insecure: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,44 +3,77 @@
 Speaks the NeuroSync Local API contract — ``POST /audio_to_blendshapes`` with the audio
 file bytes as the body, answer ``{"blendshapes": [[61 or 68 floats], ...]}`` at 60 rows/s —
 so NeuroSync-style clients can use the embedded model, and so our own HTTP client is tested
-against a real server over a real socket. Standard library only (``http.server``): the
-load is a handful of local clients, and it keeps the dependency list short.
+against a real server over a real socket.
+
+It runs on Starlette and uvicorn (asyncio, h11): one event loop holds every connection, so
+slow or idle clients cost a socket, not a thread. What a hostile or careless client can do is
+bounded: each request's head and body must arrive within ``request_timeout``; connections
+are capped (uvicorn's ``limit_concurrency``); at most ``workers + queue`` requests are
+admitted, the rest get 503 with Retry-After; a body is capped at ``max_body`` bytes, and its
+audio is checked from the header (rate, channels, declared length) before any decoding, then
+decoded in one-second blocks straight into the model, so memory is flat in duration. The
+model runs in a worker thread (``workers=1``) or in a pool of processes, each with its own
+embedded model, so throughput grows with clients past the interpreter lock. A client that
+hangs up stops its inference at the next block.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
-import ipaddress
 import json
-import signal
+import logging
+import multiprocessing
+import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from functools import partial
 
+import h11
 import numpy as np
 import soundfile as sf
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
-from nsplayer.models.base import EMOTION_NAMES, N_SHAPES
+from nsplayer.models.base import N_SHAPES, with_neutral_emotions
+from nsplayer.netaddr import bind_error, host_port, is_loopback, resolve
+from nsplayer.stopping import Stop, stop_on_signals
 
 API_PATH = "/audio_to_blendshapes"
 HEALTH_PATH = "/health"
+ALLOWED = {API_PATH: "POST, OPTIONS", HEALTH_PATH: "GET, HEAD, OPTIONS"}
 FPS = 60
 RAW_DEFAULT_RATE = 22050  # what NeuroSync assumes for headerless PCM
+MIN_RATE, MAX_RATE = 8000, 384000  # sample rates accepted, from a header or ?rate=
+MAX_CHANNELS = 64
+BACKLOG = 1024  # connection bursts queue in the kernel instead of being refused
+RETRY_AFTER_S = 1
 # Magic numbers of containers libsndfile reads: a body starting with one of these that does
 # not decode is broken audio (400), not raw PCM.
 _CONTAINER_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b".snd", b"caff")
-_NEUTRAL = EMOTION_NAMES.index("Neutral")
+
+log = logging.getLogger(__name__)
 
 
 class BadAudio(ValueError):
     """The request body is not audio we can decode (HTTP 400)."""
+
+
+class _HungUp(Exception):
+    """The client went away; the inference stopped early (nobody to answer)."""
 
 
 @dataclass(frozen=True)
@@ -51,262 +84,469 @@ class ServerSettings:
     port: int = 5000
     rows: int = N_SHAPES  # 61, or 68 with emotion scores appended
     max_body: int = 50 * 1024 * 1024
-    request_timeout: float = 30.0
+    max_audio_s: float = 600.0
+    request_timeout: float = 30.0  # to send a request's head and body
+    workers: int = 1  # model workers: 1 is a thread, more are processes
+    queue: int = 8  # requests admitted beyond those running; more get 503
+    max_connections: int = 512
+    shutdown_timeout: float = 5.0  # requests in progress get this long after a stop
     verbose: bool = False
 
 
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (no key or audio leaves it)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+# --- audio and the model (in a worker thread or process) ---------------------------------------
 
 
-def decode_audio(body: bytes, raw_rate: int = RAW_DEFAULT_RATE) -> tuple[np.ndarray, int]:
-    """Decode a request body to mono float32 and its rate.
+def audio_blocks(
+    body: bytes | bytearray, raw_rate: int = RAW_DEFAULT_RATE, max_audio_s: float = 600.0
+) -> tuple[int, Iterator[np.ndarray]]:
+    """The rate of a request body and its mono float32 audio in one-second blocks.
 
-    Containers (WAV, FLAC, OGG, ...) go through libsndfile; anything else is taken as raw
+    Containers (WAV, FLAC, OGG, ...) go through libsndfile, with rate, channels and declared
+    length checked from the header before anything is decoded; anything else is taken as raw
     16-bit little-endian mono PCM at ``raw_rate``, as the NeuroSync Local API does.
     """
     if not body:
         raise BadAudio("empty body — send WAV/FLAC/OGG bytes or raw 16-bit PCM")
     try:
-        data, rate = sf.read(io.BytesIO(body), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        if body[:4] in _CONTAINER_MAGIC:
+        audio = sf.SoundFile(io.BytesIO(body))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        if bytes(body[:4]) in _CONTAINER_MAGIC:
             raise BadAudio(f"could not decode audio: {exc}") from None
         if len(body) % 2:
             raise BadAudio(
                 "not a known audio container, and an odd byte count for raw 16-bit PCM"
             ) from None
-        pcm = np.frombuffer(body, dtype="<i2").astype(np.float32) / 32768.0
-        return pcm, raw_rate
-    if data.shape[0] == 0:
+        _check_length(len(body) // 2, raw_rate, max_audio_s)
+        return raw_rate, _raw_blocks(body, raw_rate)
+    rate, channels = audio.samplerate, audio.channels
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise BadAudio(f"sample rate {rate} Hz is out of range ({MIN_RATE}–{MAX_RATE})")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise BadAudio(f"{channels} channels is out of range (1–{MAX_CHANNELS})")
+    _check_length(audio.frames, rate, max_audio_s)
+    return rate, _file_blocks(audio, max_audio_s)
+
+
+def _check_length(frames: int, rate: int, max_audio_s: float) -> None:
+    if frames > max_audio_s * rate:
+        raise BadAudio(
+            f"audio of {frames / rate:.0f} s is longer than the limit of {max_audio_s:g} s — "
+            f"send it in parts"
+        )
+
+
+def _raw_blocks(body: bytes | bytearray, rate: int) -> Iterator[np.ndarray]:
+    pcm = np.frombuffer(body, dtype="<i2")
+    for i in range(0, len(pcm), rate):
+        yield pcm[i : i + rate].astype(np.float32) / 32768.0
+
+
+def _file_blocks(audio: sf.SoundFile, max_audio_s: float) -> Iterator[np.ndarray]:
+    """Decode block by block; a header that lied about the length is caught as it goes."""
+    rate, total = audio.samplerate, 0
+    with audio:
+        try:
+            for block in audio.blocks(blocksize=rate, dtype="float32", always_2d=True):
+                total += len(block)
+                _check_length(total, rate, max_audio_s)
+                yield block.mean(axis=1, dtype=np.float32)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise BadAudio(f"could not decode audio: {exc}") from None
+    if total == 0:
         raise BadAudio("audio has no samples")
-    return data.mean(axis=1, dtype=np.float32), int(rate)
 
 
-def infer(pcm: np.ndarray, rate: int, rows: int = N_SHAPES) -> np.ndarray:
-    """Run the embedded model offline over a whole clip: ceil(duration * 60) rows.
+def infer_blocks(
+    blocks: Iterator[np.ndarray],
+    rate: int,
+    rows: int = N_SHAPES,
+    hung_up: Callable[[], bool] = lambda: False,
+) -> np.ndarray:
+    """Run the embedded model offline over a clip's blocks: ceil(duration * 60) rows.
 
     For 68-value rows the emotion scores are a constant Neutral = 1: the embedded model
     estimates no emotion, and a fixed neutral keeps the emotion overlay of clients inert.
     """
     model = create_model("embedded", rate, FPS, causal=False)
-    try:  # fed in 1 s blocks: the model streams, so memory stays flat for long clips
-        parts = [model.feed(pcm[i : i + rate]) for i in range(0, len(pcm), rate)]
-        frames = np.concatenate([*parts, model.flush()]).astype(np.float32)
+    try:
+        parts = []
+        for block in blocks:
+            if hung_up():
+                raise _HungUp
+            parts.append(model.feed(block))
+        parts.append(model.flush())
     finally:
         model.close()
-    frames = frames[:, :N_SHAPES]
+    frames = np.concatenate(parts).astype(np.float32)[:, :N_SHAPES]
     return frames if rows == N_SHAPES else with_neutral_emotions(frames)
 
 
-def with_neutral_emotions(frames: np.ndarray) -> np.ndarray:
-    """61-value rows to 68: emotion scores Neutral = 1, the others 0."""
-    emotions = np.zeros((len(frames), len(EMOTION_NAMES)), np.float32)
-    emotions[:, _NEUTRAL] = 1.0
-    return np.hstack([frames, emotions])
+def infer(pcm: np.ndarray, rate: int, rows: int = N_SHAPES) -> np.ndarray:
+    """A whole clip in memory, fed as the server feeds it (one-second blocks)."""
+    return infer_blocks((pcm[i : i + rate] for i in range(0, len(pcm), rate)), rate, rows)
 
 
-def _parse_rate(query: str) -> int:
-    values = parse_qs(query).get("rate")
+_worker_flags: bytearray | None = None  # in a worker process: the server's hang-up flags
+
+
+def _init_worker(flags: bytearray) -> None:
+    global _worker_flags
+    _worker_flags = flags
+
+
+def _job(
+    flags: bytearray | None,
+    slot: int,
+    body: bytearray,
+    raw_rate: int,
+    rows: int,
+    max_audio_s: float,
+) -> bytes:
+    """One request's answer as JSON bytes (encoded here, off the event loop)."""
+    flags = flags if flags is not None else _worker_flags
+    rate, blocks = audio_blocks(body, raw_rate, max_audio_s)
+    frames = infer_blocks(blocks, rate, rows, lambda: bool(flags[slot]))
+    payload = {"blendshapes": np.round(frames.astype(np.float64), 5).tolist()}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+# --- admission and the worker pool -------------------------------------------------------------
+
+
+class _Service:
+    """Admits at most ``workers + queue`` requests and runs them on the worker pool."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        slots = settings.workers + settings.queue
+        self._free = list(range(slots))
+        self._processes = settings.workers > 1
+        if self._processes:  # spawn: no fork of a threaded process, and the same on Windows
+            context = multiprocessing.get_context("spawn")
+            self.flags = context.RawArray("b", slots)
+        else:
+            self.flags = bytearray(slots)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Executor:
+        if not self._processes:
+            return ThreadPoolExecutor(1, thread_name_prefix="nsplayer-model")
+        return ProcessPoolExecutor(
+            self.settings.workers,
+            multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.flags,),
+        )
+
+    def admit(self) -> int | None:
+        """A free slot, or None when the server is full (the caller answers 503)."""
+        return self._free.pop() if self._free else None
+
+    def release(self, slot: int) -> None:
+        self.flags[slot] = 0
+        self._free.append(slot)
+
+    async def run(self, slot: int, body: bytearray, raw_rate: int, hangup: asyncio.Task) -> bytes:
+        """The JSON answer; if ``hangup`` finishes first, the job is told to stop."""
+        s = self.settings
+        flags = None if self._processes else self.flags
+        job = asyncio.get_running_loop().run_in_executor(
+            self._pool, _job, flags, slot, body, raw_rate, s.rows, s.max_audio_s
+        )
+        await asyncio.wait({job, hangup}, return_when=asyncio.FIRST_COMPLETED)
+        if not job.done():
+            self.flags[slot] = 1
+        try:
+            return await job
+        except BrokenProcessPool:  # a worker died (e.g. killed): start a fresh pool
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            raise
+
+    def close(self) -> None:
+        for slot in range(len(self.flags)):
+            self.flags[slot] = 1  # jobs still running stop at their next block
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status, headers=headers or None)
+
+
+def _parse_rate(values: list[str]) -> int:
     if not values:
         return RAW_DEFAULT_RATE
     try:
         rate = int(values[-1])
     except ValueError:
-        raise BadAudio(f"rate must be an integer number of Hz, got {values[-1]!r}") from None
-    if not 4000 <= rate <= 384000:
-        raise BadAudio(f"rate {rate} Hz is out of range (4000–384000)")
+        raise BadAudio(f"rate must be an integer number of Hz, got {values[-1][:20]!r}") from None
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise BadAudio(f"rate {rate} Hz is out of range ({MIN_RATE}–{MAX_RATE})")
     return rate
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """One request: route, read the bounded body, run the model, answer JSON."""
-
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "nsplayer-serve"
-
-    def setup(self) -> None:
-        self.timeout = self.server.settings.request_timeout  # socket read timeout
-        super().setup()
-
-    def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        if path == HEALTH_PATH:
-            s = self.server.settings
-            self._json(
-                HTTPStatus.OK, {"status": "ok", "model": "embedded", "rows": s.rows, "fps": FPS}
-            )
-        else:
-            self._other_method()
-
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        if url.path != API_PATH:
-            self._other_method()
-            return
-        body = self._read_body()
-        if body is None:
-            return
-        try:
-            pcm, rate = decode_audio(body, _parse_rate(url.query))
-        except BadAudio as exc:
-            self._error(HTTPStatus.BAD_REQUEST, str(exc))
-            return
-        try:
-            frames = infer(pcm, rate, self.server.settings.rows)
-        except NsplayerError as exc:
-            self._error(HTTPStatus.BAD_REQUEST, str(exc))
-            return
-        except Exception as exc:  # a model bug must still get an answer, not a dropped socket
-            self.log_error("model failed: %r", exc)
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"model failed: {type(exc).__name__}")
-            return
-        self._json(HTTPStatus.OK, {"blendshapes": np.round(frames, 5).tolist()})
-
-    def _other_method(self) -> None:
-        path = urlsplit(self.path).path
-        if path in (API_PATH, HEALTH_PATH):
-            allowed = "POST" if path == API_PATH else "GET"
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"use {allowed}", allow=allowed)
-        else:
-            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint; use POST {API_PATH}")
-
-    do_PUT = do_DELETE = do_PATCH = _other_method
-
-    def _read_body(self) -> bytes | None:
-        """Read Content-Length bytes within the size limit and the request deadline."""
-        limit = self.server.settings.max_body
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            self._error(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length header")
+async def _read_body(request: Request, limit: int) -> bytearray | None:
+    """The body, or None once it grows past ``limit`` (chunked bodies declare no length)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
             return None
-        try:
-            length = int(length_header)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self._error(HTTPStatus.BAD_REQUEST, "bad Content-Length")
-            return None
-        if length > limit:
-            self._error(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"body of {length} bytes exceeds the limit of {limit} bytes",
-            )
-            return None
-        deadline = time.monotonic() + self.server.settings.request_timeout
-        chunks, remaining = [], length
-        while remaining:
-            chunk = self.rfile.read(min(remaining, 1 << 16))
-            if not chunk or time.monotonic() > deadline:
-                self.close_connection = True
-                return None  # client gave up or too slow: nobody to answer
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
-
-    def _json(self, status: HTTPStatus, payload: dict, allow: str | None = None) -> None:
-        data = json.dumps(payload, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        if allow:
-            self.send_header("Allow", allow)
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
-        self.close_connection = True
-
-    def _error(self, status: HTTPStatus, message: str, allow: str | None = None) -> None:
-        self._json(status, {"error": message, "status": int(status)}, allow)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Access lines only with --verbose; errors (log_error) always."""
-        if self.server.settings.verbose:
-            super().log_message(format, *args)
-
-    def log_error(self, format: str, *args: object) -> None:
-        super().log_message(format, *args)
+    return body
 
 
-class _Server(ThreadingHTTPServer):
-    """Threaded: one thread per request; close() waits for requests in progress."""
-
-    daemon_threads = False
-    block_on_close = True
-    # On Windows SO_REUSEADDR lets a second server take a port in use: report it instead.
-    allow_reuse_address = sys.platform != "win32"
-
-    def __init__(self, settings: ServerSettings) -> None:
-        self.settings = settings
-        super().__init__((settings.host, settings.port), _Handler)
-
-
-def make_server(settings: ServerSettings) -> _Server:
-    """Bind the server (port 0 picks a free port: see ``server.server_address``)."""
-    try:
-        return _Server(settings)
-    except OSError as exc:
-        where = f"{settings.host}:{settings.port}"
-        if exc.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
-            raise NsplayerError(
-                f"port {settings.port} on {settings.host} is already in use — "
-                f"stop the other server or pick another with --port"
-            ) from None
-        raise NsplayerError(
-            f"cannot listen on {where}: {exc.strerror or exc} — check --host/--port"
-        ) from None
-
-
-def api_url(server: _Server) -> str:
-    """The URL clients should POST to."""
-    host, port = server.server_address[:2]
-    if ":" in str(host):
-        host = f"[{host}]"
-    return f"http://{host}:{port}{API_PATH}"
-
-
-def serve(settings: ServerSettings, announce: Callable[[str], None] = print) -> None:
-    """Serve until SIGINT/SIGTERM, then finish the requests in progress and return."""
-    if not is_loopback(settings.host):
-        announce(
-            f"warning: listening on {settings.host}: other machines can reach this "
-            f"server (no authentication)"
-        )
-    server = make_server(settings)
-    stop = threading.Event()
-    previous = _install_stop_handlers(stop)
-    worker = threading.Thread(target=server.serve_forever, name="nsplayer-serve", daemon=True)
-    worker.start()
-    announce(f"serving the embedded model on {api_url(server)} (Ctrl-C to stop)")
-    try:
-        while not stop.wait(0.5):  # a timed wait keeps Ctrl-C responsive on Windows
-            pass
-    except KeyboardInterrupt:
+async def _hung_up(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read: nothing else comes)."""
+    while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def build_app(settings: ServerSettings, service: _Service) -> Starlette:
+    """The ASGI app: the two routes, JSON errors for everything else."""
+    limit = settings.max_body
+
+    async def health(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": ALLOWED[HEALTH_PATH]})
+        body = {"status": "ok", "model": "embedded", "rows": settings.rows, "fps": FPS}
+        return JSONResponse(body)
+
+    async def blendshapes(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": ALLOWED[API_PATH]})
+        declared = request.headers.get("content-length")
+        if declared is None and "transfer-encoding" not in request.headers:
+            return _error(411, "send a Content-Length header", Connection="close")
+        if declared is not None and int(declared) > limit:  # h11 let only digits through
+            return _too_large(int(declared))
+        try:
+            raw_rate = _parse_rate(request.query_params.getlist("rate"))
+        except BadAudio as exc:
+            return _error(400, str(exc), Connection="close")
+        slot = service.admit()
+        if slot is None:
+            return _error(
+                503,
+                "server busy — retry in a moment",
+                Connection="close",
+                **{"Retry-After": str(RETRY_AFTER_S)},
+            )
+        try:
+            return await _answer(request, slot, raw_rate)
+        finally:
+            service.release(slot)
+
+    async def _answer(request: Request, slot: int, raw_rate: int) -> Response:
+        try:
+            body = await _read_body(request, limit)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is left to read it
+        if body is None:
+            return _too_large(None)
+        hangup = asyncio.ensure_future(_hung_up(request))
+        try:
+            data = await service.run(slot, body, raw_rate, hangup)
+        except (BadAudio, NsplayerError) as exc:
+            return _error(400, str(exc))
+        except _HungUp:
+            return Response(status_code=400)
+        except asyncio.CancelledError:  # shutdown deadline passed
+            return _error(503, "server is shutting down", Connection="close")
+        except Exception as exc:  # a model bug must still get an answer, not a dropped socket
+            log.error("nsplayer serve: model failed: %s", type(exc).__name__)
+            return _error(500, f"model failed: {type(exc).__name__}")
+        finally:
+            hangup.cancel()
+        return Response(data, media_type="application/json")
+
+    def _too_large(length: int | None) -> Response:
+        size = f"body of {length} bytes" if length is not None else "body"
+        return _error(413, f"{size} exceeds the limit of {limit} bytes", Connection="close")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        path = request.url.path
+        if exc.status_code == 405 and path in ALLOWED:
+            return _error(405, f"use {ALLOWED[path].split(',')[0]}", Allow=ALLOWED[path])
+        if exc.status_code == 404:
+            return _error(404, f"no such endpoint; use POST {API_PATH}")
+        return _error(exc.status_code, str(exc.detail))
+
+    routes = [
+        Route(API_PATH, blendshapes, methods=["POST", "OPTIONS"]),
+        Route(HEALTH_PATH, health, methods=["GET", "OPTIONS"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline per request: its head and body must arrive
+    within ``request_timeout`` of the connection (or the last answer), else the connection
+    is closed. uvicorn has no such timer, so a slow-loris client could hold it for ever."""
+
+    def __init__(self, *args: object, request_timeout: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._timeout = request_timeout
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _watch(self) -> None:
+        """Armed while a request is awaited or arriving, disarmed once it is all in."""
+        if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+            self._disarm()
+        elif self._deadline is None and not self.transport.is_closing():
+            self._deadline = self.loop.call_later(self._timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        self.transport.close()
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn stopped by nsplayer's signal flag (set by the caller's handlers, installed
+    before the server is announced). uvicorn's own handling would re-raise the signal after
+    shutdown, ending the process by SIGTERM before anything could be said."""
+
+    def __init__(self, config: uvicorn.Config, stop: Stop) -> None:
+        super().__init__(config)
+        self.stop = stop
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def on_tick(self, counter: int) -> bool:
+        return self.stop.signum is not None or await super().on_tick(counter)
+
+
+class Server:
+    """A bound server; ``run()`` serves in the calling thread until ``stop`` is set (by
+    stop_on_signals) or ``stop()`` is called."""
+
+    def __init__(self, settings: ServerSettings, stop: Stop | None = None) -> None:
+        self.settings = settings
+        self.socket = _bind(settings)
+        self._service = _Service(settings)
+        config = uvicorn.Config(
+            build_app(settings, self._service),
+            loop="asyncio",
+            http=partial(_Protocol, request_timeout=settings.request_timeout),
+            ws="none",
+            lifespan="off",
+            log_config=None,
+            access_log=settings.verbose,
+            server_header=False,
+            limit_concurrency=settings.max_connections,
+            backlog=BACKLOG,
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
+        )
+        self._uvicorn = _Uvicorn(config, stop or Stop())
+
+    @property
+    def port(self) -> int:
+        return self.socket.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        """The URL clients should POST to."""
+        return f"http://{host_port(self.socket.getsockname()[0], self.port)}{API_PATH}"
+
+    def run(self) -> int | None:
+        """Serve; return the signal that stopped it (None for ``stop()``)."""
+        try:
+            asyncio.run(self._uvicorn.serve(sockets=[self.socket]))
+        finally:
+            self._service.close()
+            self.socket.close()
+        return self._uvicorn.stop.signum
+
+    def stop(self) -> None:
+        """Ask ``run()`` to finish the requests in progress and return (any thread)."""
+        self._uvicorn.should_exit = True
+
+    @property
+    def started(self) -> bool:
+        return self._uvicorn.started
+
+
+def _bind(settings: ServerSettings) -> socket.socket:
+    """Listen on host:port ourselves: one clear line per failure, before any warning."""
+    family, kind, proto, _, addr = resolve(settings.host, settings.port, socket.SOCK_STREAM)
+    sock = socket.socket(family, kind, proto)
+    try:
+        if sys.platform != "win32":  # on Windows it would let a second server take the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise bind_error(exc, "TCP", settings.host, settings.port) from None
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.contextmanager
+def running(settings: ServerSettings) -> Iterator[Server]:
+    """A server in a background thread for the duration (tests, benchmarks, embedding)."""
+    server = Server(settings)
+    thread = threading.Thread(target=server.run, name="nsplayer-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield server
     finally:
-        server.shutdown()
-        server.server_close()
-        _restore_handlers(previous)
+        server.stop()
+        thread.join(30)
+
+
+def serve(settings: ServerSettings, announce: Callable[[str], None] = print) -> int:
+    """Serve until SIGINT/SIGTERM, finish the requests in progress (at most
+    ``shutdown_timeout``), and return the exit code: 130 for Ctrl-C, 143 for SIGTERM."""
+    with stop_on_signals() as stop:
+        server = Server(settings, stop)
+        if not is_loopback(settings.host):
+            announce(
+                f"warning: listening on {settings.host}: other machines can reach this "
+                f"server (no authentication)"
+            )
+        _log_to_stderr(settings.verbose)
+        announce(f"serving the embedded model on {server.url} (Ctrl-C to stop)")
+        signum = server.run()
     announce("stopped")
+    return 0 if signum is None else 128 + signum
 
 
-def _install_stop_handlers(stop: threading.Event) -> dict[int, object]:
-    """SIGINT and SIGTERM set ``stop`` (both exist on Windows too); main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    return previous
-
-
-def _restore_handlers(previous: dict[int, object]) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
+def _log_to_stderr(verbose: bool) -> None:
+    """uvicorn's lines (and ours) as plain text: warnings always, requests with -v."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("uvicorn", __name__):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO if verbose else logging.WARNING)
+        logger.propagate = False

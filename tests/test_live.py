@@ -252,22 +252,11 @@ def test_timecode_is_consecutive_and_follows_a_drifting_clock() -> None:
 @pytest.fixture
 def server_url() -> Iterator[tuple[str, Callable[[], None]]]:
     """Our own `serve` (the embedded model behind the NeuroSync API) on a free port."""
-    from nsplayer.server import ServerSettings, api_url, make_server
+    from nsplayer.server import ServerSettings, running
 
-    server = make_server(ServerSettings(port=0))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    stopped = False
-
-    def stop() -> None:
-        nonlocal stopped
-        if not stopped:
-            stopped = True
-            server.shutdown()
-            server.server_close()
-
-    yield api_url(server), stop
-    stop()
+    with contextlib.ExitStack() as stack:  # close() stops the server; a second close is a no-op
+        server = stack.enter_context(running(ServerSettings(port=0)))
+        yield server.url, stack.close
 
 
 @pytest.fixture

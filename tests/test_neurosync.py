@@ -25,11 +25,10 @@ from hypothesis import strategies as st
 
 from livelink import read_csv
 from livelink.names import JAW_OPEN
-from nsplayer.config import NeuroSyncSettings
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
-from nsplayer.models.neurosync import HttpClient, NeuroSyncModel, wav_bytes
-from nsplayer.server import API_PATH, ServerSettings, infer, make_server
+from nsplayer.models.neurosync import HttpClient, NeuroSyncModel, NeuroSyncSettings, wav_bytes
+from nsplayer.server import API_PATH, ServerSettings, infer, running
 
 RATE = 16000
 KEY = "sk-E5-distinctive-7f3a9c"
@@ -59,11 +58,8 @@ def settings(url: str, **kw: object) -> NeuroSyncSettings:
 @pytest.fixture(scope="module")
 def serve_url() -> Iterator[str]:
     """`nsplayer serve`'s server on a free loopback port."""
-    server = make_server(ServerSettings(port=0))
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}{API_PATH}"
-    server.shutdown()
-    server.server_close()
+    with running(ServerSettings(port=0)) as server:
+        yield server.url
 
 
 # --- against nsplayer serve -------------------------------------------------------------------

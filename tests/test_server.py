@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,14 +19,8 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nsplayer.server import (
-    API_PATH,
-    BadAudio,
-    ServerSettings,
-    decode_audio,
-    is_loopback,
-    make_server,
-)
+from nsplayer.netaddr import is_loopback
+from nsplayer.server import API_PATH, BadAudio, Server, ServerSettings, audio_blocks, running
 
 
 def speechlike(seconds: float, rate: int) -> np.ndarray:
@@ -45,58 +38,48 @@ def encode(pcm: np.ndarray, rate: int, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-class Running:
-    """A server thread; ``request`` speaks plain HTTP to it."""
-
-    def __init__(self, settings: ServerSettings) -> None:
-        self.server = make_server(settings)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict, dict]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body)
-            resp = conn.getresponse()
-            return resp.status, dict(resp.getheaders()), json.loads(resp.read())
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def request(
+    server: Server, method: str, path: str, body: bytes | None = None
+) -> tuple[int, dict[str, str], dict]:
+    """One plain HTTP request; the status, headers (lower-case names) and JSON body."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request(method, path, body=body)
+        resp = conn.getresponse()
+        headers = {k.lower(): v for k, v in resp.getheaders()}
+        return resp.status, headers, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
 
 
 @pytest.fixture
-def server() -> Iterator[Running]:
-    running = Running(ServerSettings(port=0, max_body=200_000, request_timeout=2.0))
-    yield running
-    running.stop()
+def server() -> Iterator[Server]:
+    with running(ServerSettings(port=0, max_body=200_000, request_timeout=2.0)) as srv:
+        yield srv
 
 
-def test_health(server: Running) -> None:
-    status, _, body = server.request("GET", "/health")
+def test_health(server: Server) -> None:
+    status, _, body = request(server, "GET", "/health")
     assert status == 200
     assert body == {"status": "ok", "model": "embedded", "rows": 61, "fps": 60}
 
 
 @pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG"])
-def test_containers_give_60_rows_per_second(server: Running, fmt: str) -> None:
+def test_containers_give_60_rows_per_second(server: Server, fmt: str) -> None:
     rate = 16000
     pcm = speechlike(1.3, rate)
-    status, headers, body = server.request("POST", API_PATH, encode(pcm, rate, fmt))
+    status, headers, body = request(server, "POST", API_PATH, encode(pcm, rate, fmt))
     assert status == 200, body
-    assert headers["Content-Type"] == "application/json"
+    assert headers["content-type"] == "application/json"
     rows = np.asarray(body["blendshapes"])
     assert rows.shape == (math.ceil(1.3 * 60), 61)
     assert np.isfinite(rows).all()
 
 
 @pytest.mark.parametrize(("query", "rate"), [("", 22050), ("?rate=16000", 16000)])
-def test_raw_pcm_assumes_22050_unless_told(server: Running, query: str, rate: int) -> None:
+def test_raw_pcm_assumes_22050_unless_told(server: Server, query: str, rate: int) -> None:
     pcm = (speechlike(0.5, rate) * 32767).astype("<i2")
-    status, _, body = server.request("POST", API_PATH + query, pcm.tobytes())
+    status, _, body = request(server, "POST", API_PATH + query, pcm.tobytes())
     assert status == 200, body
     assert len(body["blendshapes"]) == 30
 
@@ -109,14 +92,13 @@ def test_raw_pcm_assumes_22050_unless_told(server: Running, query: str, rate: in
         (API_PATH, b"", "empty body"),
         (API_PATH + "?rate=fast", b"\x00\x00", "rate must be an integer"),
         (API_PATH + "?rate=5", b"\x00\x00", "out of range"),
+        (API_PATH + "?rate=4000", b"\x00\x00", "out of range (8000–384000)"),
     ],
 )
-def test_undecodable_audio_is_400_json(
-    server: Running, path: str, body: bytes, needle: str
-) -> None:
-    status, headers, answer = server.request("POST", path, body)
+def test_undecodable_audio_is_400_json(server: Server, path: str, body: bytes, needle: str) -> None:
+    status, headers, answer = request(server, "POST", path, body)
     assert status == 400
-    assert headers["Content-Type"] == "application/json"
+    assert headers["content-type"] == "application/json"
     assert needle in answer["error"]
 
 
@@ -131,20 +113,17 @@ def test_undecodable_audio_is_400_json(
         ("POST", "/health", 405),
     ],
 )
-def test_routing_errors_are_json(server: Running, method: str, path: str, status: int) -> None:
-    got, headers, body = server.request(method, path, b"" if method != "GET" else None)
+def test_routing_errors_are_json(server: Server, method: str, path: str, status: int) -> None:
+    got, headers, body = request(server, method, path, b"" if method != "GET" else None)
     assert got == status
     assert body["status"] == status and body["error"]
     if status == 405:
-        assert headers["Allow"] in ("GET", "POST")
+        assert headers["allow"] in ("GET, HEAD, OPTIONS", "POST, OPTIONS")
 
 
 def test_body_over_limit_is_413() -> None:
-    running = Running(ServerSettings(port=0, max_body=1000))
-    try:
-        status, _, body = running.request("POST", API_PATH, b"\x00" * 1002)
-    finally:
-        running.stop()
+    with running(ServerSettings(port=0, max_body=1000)) as srv:
+        status, _, body = request(srv, "POST", API_PATH, b"\x00" * 1002)
     assert status == 413
     assert "limit" in body["error"]
 
@@ -159,46 +138,43 @@ def raw_exchange(port: int, data: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def test_missing_content_length_is_411(server: Running) -> None:
+def test_missing_content_length_is_411(server: Server) -> None:
     answer = raw_exchange(server.port, f"POST {API_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 411")
 
 
-def test_stalled_body_is_dropped_after_request_timeout(server: Running) -> None:
+def test_stalled_body_is_dropped_after_request_timeout(server: Server) -> None:
     head = f"POST {API_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
     assert raw_exchange(server.port, head + b"\x00" * 10) == b""  # closed, no answer
-    assert server.request("GET", "/health")[0] == 200  # and the server still serves
+    assert request(server, "GET", "/health")[0] == 200  # and the server still serves
 
 
 def test_68_rows_carry_neutral_emotion() -> None:
-    running = Running(ServerSettings(port=0, rows=68))
-    try:
-        status, _, body = running.request(
-            "POST", API_PATH, encode(speechlike(0.5, 16000), 16000, "WAV")
-        )
-    finally:
-        running.stop()
+    with running(ServerSettings(port=0, rows=68)) as srv:
+        wav = encode(speechlike(0.5, 16000), 16000, "WAV")
+        status, _, body = request(srv, "POST", API_PATH, wav)
     rows = np.asarray(body["blendshapes"])
     assert status == 200 and rows.shape == (30, 68)
     assert (rows[:, 61 + 4] == 1.0).all() and (rows[:, [61, 62, 63, 64, 66, 67]] == 0).all()
 
 
-def test_concurrent_requests_all_answered_identically(server: Running) -> None:
+def test_concurrent_requests_all_answered_identically(server: Server) -> None:
     wav = encode(speechlike(1.0, 16000), 16000, "WAV")
     with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(lambda _: server.request("POST", API_PATH, wav), range(6)))
+        answers = list(pool.map(lambda _: request(server, "POST", API_PATH, wav), range(6)))
     assert {status for status, _, _ in answers} == {200}
     assert all(body == answers[0][2] for _, _, body in answers)
 
 
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=600), st.sampled_from([b"", b"RIFF", b"fLaC", b"OggS"]))
-def test_decode_audio_raises_only_badaudio(body: bytes, magic: bytes) -> None:
+def test_audio_blocks_raise_only_badaudio(body: bytes, magic: bytes) -> None:
     try:
-        pcm, rate = decode_audio(magic + body)
+        rate, blocks = audio_blocks(magic + body)
+        pcm = np.concatenate(list(blocks))
     except BadAudio:
         return
-    assert pcm.dtype == np.float32 and pcm.ndim == 1 and rate > 0
+    assert pcm.dtype == np.float32 and pcm.ndim == 1 and 8000 <= rate <= 384000
 
 
 def test_is_loopback() -> None:
@@ -232,7 +208,7 @@ def test_cli_serves_and_stops_cleanly_on_signal() -> None:
         _, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
-    assert proc.returncode == 0
+    assert proc.returncode == 130
     assert "stopped" in err and "Traceback" not in err
 
 
@@ -245,8 +221,8 @@ def test_cli_port_in_use_is_one_line() -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert err.strip() == (
-        f"nsplayer: error: port {port} on 127.0.0.1 is already in use — "
-        f"stop the other server or pick another with --port"
+        f"nsplayer: error: cannot listen on TCP 127.0.0.1:{port}: the port is already in use — "
+        f"stop the other program or pick another with --port"
     )
 
 
@@ -260,4 +236,4 @@ def test_cli_warns_when_not_loopback() -> None:
     finally:
         proc.kill()
     assert first.startswith("warning: listening on 0.0.0.0")
-    assert proc.returncode == 0
+    assert proc.returncode == 143

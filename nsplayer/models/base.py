@@ -20,6 +20,14 @@ N_SHAPES = 61
 N_WITH_EMOTIONS = N_SHAPES + len(EMOTION_NAMES)
 
 
+def with_neutral_emotions(frames: np.ndarray) -> np.ndarray:
+    """61-value rows to 68: emotion scores Neutral = 1, the others 0 (for models and servers
+    that estimate no emotion, so that a client's emotion overlay stays inert)."""
+    emotions = np.zeros((len(frames), len(EMOTION_NAMES)), np.float32)
+    emotions[:, EMOTION_NAMES.index("Neutral")] = 1.0
+    return np.hstack([frames, emotions])
+
+
 class FaceModel(Protocol):
     """Streaming audio -> blendshape frames."""
 

@@ -29,22 +29,22 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
-from urllib.parse import urlsplit
 
 import numpy as np
-import requests
 import soundfile as sf
-from urllib3.exceptions import NewConnectionError
 
 from nsplayer.errors import NsplayerError
-from nsplayer.models.base import N_SHAPES, N_WITH_EMOTIONS, FaceModel
-from nsplayer.server import is_loopback, with_neutral_emotions
+from nsplayer.models.base import N_SHAPES, N_WITH_EMOTIONS, FaceModel, with_neutral_emotions
+from nsplayer.netaddr import is_loopback
 
 if TYPE_CHECKING:
-    from nsplayer.config import NeuroSyncSettings
+    import requests
 
 log = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:5000/audio_to_blendshapes"
 
 SERVER_FPS = 60
 MIN_CONTEXT_S = 2.2  # NeuroSync needs ~128 frames of context: never send less if we have it
@@ -52,6 +52,24 @@ REQUEST_ALLOWANCE_S = 1.0  # expected worst request time on a healthy server
 BACKOFF_S = 0.2  # first retry delay; doubles per attempt
 FAR_OUT_OF_RANGE = 1.5  # |value| beyond this is garbage, not overshoot
 _ROW_BYTES = N_WITH_EMOTIONS * 24  # generous JSON size of one row
+ERROR_TEXT_CHARS = 200  # of a server's error body, shown in our message
+_ERROR_READ = 4096  # bytes of an error body read to find that text
+
+
+@dataclass(frozen=True)
+class NeuroSyncSettings:
+    """How to reach a NeuroSync-compatible HTTP model and what to do when it fails."""
+
+    url: str = DEFAULT_URL
+    api_key: str | None = field(default=None, repr=False)  # secret: never printed
+    connect_timeout: float = 3.0
+    read_timeout: float = 30.0
+    retries: int = 2
+    max_inflight: int = 2
+    segment_s: float = 6.0
+    overlap_s: float = 1.0
+    on_model_error: str = "embedded"  # embedded | idle | stop
+    allow_insecure: bool = False
 
 
 class _Pending(NamedTuple):
@@ -71,18 +89,14 @@ class HttpClient:
     """Posts WAV segments and returns validated, sanitized rows. Thread-safe."""
 
     def __init__(self, settings: NeuroSyncSettings) -> None:
+        import requests  # here, not at the top: config imports this module for its settings
+
         self.url = settings.url
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise NsplayerError(
-                f"model URL {self.url!r} is not an http(s) URL — "
-                f"e.g. http://127.0.0.1:5000/audio_to_blendshapes"
-            )
         key = settings.api_key
-        insecure = parts.scheme == "http" and not is_loopback(parts.hostname)
-        if key and insecure and not settings.allow_insecure:
+        scheme, host = check_url(self.url)
+        if key and scheme == "http" and not is_loopback(host) and not settings.allow_insecure:
             raise NsplayerError(
-                f"refusing to send the API key over plain http to {parts.hostname} — "
+                f"refusing to send the API key over plain http to {host} — "
                 f"use an https URL, or --allow-insecure on a trusted network"
             )
         self._key = key
@@ -110,6 +124,8 @@ class HttpClient:
         self._session.close()
 
     def _post_once(self, wav: bytes, expected_rows: int) -> np.ndarray:
+        import requests
+
         s = self._settings
         try:
             with self._session.post(
@@ -137,6 +153,9 @@ class HttpClient:
         return _fit_length(self._parse(body), expected_rows, self.url)
 
     def _connection_message(self, exc: requests.ConnectionError) -> str:
+        import requests
+        from urllib3.exceptions import NewConnectionError
+
         reason = getattr(exc.args[0], "reason", None) if exc.args else None
         if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, NewConnectionError):
             return (
@@ -148,19 +167,30 @@ class HttpClient:
     def _check_status(self, resp: requests.Response) -> None:
         code = resp.status_code
         if code >= 500:
-            raise _Retryable(f"model server at {self.url} failed: HTTP {code}")
+            raise _Retryable(
+                f"model server at {self.url} failed: HTTP {code}{self._detail(resp)} — "
+                f"see the server's log, or use --model embedded"
+            )
         if 300 <= code < 400:
             raise NsplayerError(
                 f"model server at {self.url} redirects (HTTP {code}) — use the "
                 f"final URL (keys are not sent through redirects)"
             )
         if code >= 400:
-            detail = self._scrub(resp.text[:200]) if code != 401 else ""
+            detail = self._detail(resp) if code != 401 else ""
             hint = "check --api-key" if code in (401, 403) else "check --url and the audio"
             raise NsplayerError(
-                f"model server at {self.url} refused the request: HTTP {code}"
-                f"{' ' + detail if detail else ''} — {hint}"
+                f"model server at {self.url} refused the request: HTTP {code}{detail} — {hint}"
             )
+
+    def _detail(self, resp: requests.Response) -> str:
+        """The start of an error body, key masked before it is cut (a cut key would show)."""
+        raw = resp.raw.read(_ERROR_READ, decode_content=True) or b""
+        text = raw.decode("utf-8", "replace")
+        if len(raw) == _ERROR_READ and self._key:  # the read may end inside the key
+            text = text[: -len(self._key)]
+        text = " ".join(self._scrub(text).split())[:ERROR_TEXT_CHARS]
+        return f" {text}" if text else ""
 
     def _read_bounded(self, resp: requests.Response, limit: int) -> bytes:
         declared = resp.headers.get("Content-Length", "")
@@ -226,7 +256,6 @@ class HttpClient:
 
     def _scrub(self, text: str) -> str:
         """Server text goes into our messages: make sure it cannot echo the key."""
-        text = " ".join(text.split())
         return text.replace(self._key, "***") if self._key else text
 
 
@@ -308,10 +337,7 @@ class NeuroSyncModel(FaceModel):
     def __init__(
         self, sample_rate: int, fps: int = 60, settings: NeuroSyncSettings | None = None
     ) -> None:
-        if settings is None:
-            from nsplayer.config import NeuroSyncSettings
-
-            settings = NeuroSyncSettings()
+        settings = settings or NeuroSyncSettings()
         if settings.on_model_error not in ("embedded", "idle", "stop"):
             raise NsplayerError(
                 f"on_model_error must be embedded, idle or stop, not {settings.on_model_error!r}"
@@ -532,6 +558,36 @@ class NeuroSyncModel(FaceModel):
             rows = np.concatenate([rows, np.repeat(rows[-1:], -extra, axis=0)])
         self._emitted = total
         return rows
+
+
+def check_url(url: str) -> tuple[str, str]:
+    """(scheme, host) of the model URL as requests/urllib3 will connect to it.
+
+    Judged with urllib3's own parser, and URLs that parsers read differently are refused:
+    ``http://127.0.0.3:1\\@127.0.0.1:2/`` is host 127.0.0.1 to ``urlsplit`` but 127.0.0.3
+    to urllib3, which would let an API key past the plain-http rule.
+    """
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    example = "e.g. http://127.0.0.1:5000/audio_to_blendshapes"
+    if "\\" in url or not url.isprintable() or " " in url:
+        raise NsplayerError(
+            "model URL has a backslash, a space or a control character — write it plainly, "
+            + example
+        )
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.host:
+        raise NsplayerError(f"model URL {url[:100]!r} is not an http(s) URL — {example}")
+    if parts.auth is not None:
+        raise NsplayerError(
+            "model URL has a user:password@ part — remove it; the key goes in --api-key "
+            "or NSPLAYER_API_KEY"
+        )
+    return parts.scheme, parts.host
 
 
 def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
