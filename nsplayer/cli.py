@@ -459,5 +459,66 @@ def live(ctx: click.Context, rate, block_ms, monitor, hop_ms, duration, no_vad, 
         sys.exit(result.exit_code)
 
 
+# --- stage (speech service for a cast) ---------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--subject", "subjects", multiple=True, metavar="NAME", help="Exists from the start.")
+@click.option(
+    "--audio",
+    type=click.Choice(["local", "none"]),
+    default="local",
+    show_default=True,
+    help="local: mix every voice into one output; none: play nothing (the client does).",
+)
+@click.option("--device", metavar="NAME|INDEX", help="Audio output for --audio local.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Live Link receiver (repeatable). [default: 127.0.0.1:11111]",
+)
+@click.option("--fps", type=click.IntRange(1, 240), default=60, show_default=True)
+@click.option("--model", default="embedded", show_default=True, help="Model per utterance.")
+@click.option("--av-offset", "av_offset_ms", type=float, default=0.0, metavar="MS")
+@click.option(
+    "--cushion",
+    "cushion_ms",
+    type=click.FloatRange(0, 2000),
+    metavar="MS",
+    help="Jitter cushion before a line starts. [default: model look-ahead + 60]",
+)
+@click.option("--token", envvar="NSPLAYER_TOKEN", help="Required off loopback; never printed.")
+@click.option("--max-subjects", type=click.IntRange(1, 1000), default=16, show_default=True)
+@click.option("--max-queue", type=click.IntRange(1, 1000), default=16, show_default=True)
+@click.option("--max-body-mb", type=click.FloatRange(0, min_open=True), default=50.0)
+@click.option("-v", "--verbose", count=True, help="Log every request.")
+def stage(host, port, subjects, audio, device, targets, av_offset_ms, verbose, **params) -> None:
+    """Speech service for a cast of characters: WebSocket /v1/stream and a REST API."""
+    from nsplayer.stage.app import AppSettings
+    from nsplayer.stage.cast import CastSettings
+    from nsplayer.stage.service import StageSettings, run_stage
+
+    token, max_body_mb = params.pop("token"), params.pop("max_body_mb")
+    settings = StageSettings(
+        host=host,
+        port=port,
+        subjects=subjects,
+        targets=targets or ("127.0.0.1:11111",),
+        audio=audio,
+        device=device,
+        av_offset_ms=av_offset_ms,
+        cast=CastSettings(**params),
+        app=AppSettings(token=token, audio=audio, max_body_mb=max_body_mb),
+        verbose=verbose,
+    )
+    code = run_stage(settings, announce=lambda line: click.echo(line, err=True))
+    if code:
+        sys.exit(code)
+
+
 if __name__ == "__main__":
     main()

@@ -23,7 +23,8 @@ from collections import deque
 
 import numpy as np
 
-from nsplayer.audio.sinks import LinearResampler, Sink
+from nsplayer.audio.resample import Resampler
+from nsplayer.audio.sinks import Sink
 
 BLOCK_S = 0.01  # mixing step: a fade or a start lands within this
 LEAD_S = 0.03  # how far the mixer writes ahead of playback: the cost of an interrupt
@@ -41,7 +42,7 @@ class Voice:
         self.underruns = 0
         self._mixer = mixer
         self._ratio = mixer.rate / rate
-        self._resampler = None if rate == mixer.rate else LinearResampler(rate, mixer.rate)
+        self._resampler = None if rate == mixer.rate else Resampler(rate, mixer.rate)
         self._cushion = max(1, round(cushion_s * mixer.rate))
         self._capacity = max(round(capacity_s * mixer.rate), 2 * self._cushion)
         self._pending: deque[np.ndarray] = deque()
@@ -138,6 +139,11 @@ class Voice:
     def underrun(self) -> bool:
         """True while it waits for audio after running dry mid-stream."""
         return self._mixed > 0 and not self._playing and not self._done()
+
+    @property
+    def cut(self) -> bool:
+        """True once faded out or cleared: the rest will never be heard."""
+        return self._cut
 
     @property
     def done(self) -> bool:

@@ -1,0 +1,225 @@
+"""`nsplayer stage` running: the output, the engine, the cast, and uvicorn in front.
+
+The service runs until Ctrl-C or SIGTERM. uvicorn would re-raise the signal once it has
+shut down, which ends the process before anything else runs; here the signal is only
+remembered, the connections close (their lines fade out), every face eases back to idle,
+and only then does ``run`` return it for the exit code (130/143).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from nsplayer.audio.mixer import Mixer
+from nsplayer.audio.sinks import NullSink, open_sink
+from nsplayer.engine import Conductor
+from nsplayer.errors import NsplayerError
+from nsplayer.netaddr import bind_error, host_port, is_loopback, resolve
+from nsplayer.stage.app import AppSettings, build_app
+from nsplayer.stage.cast import Cast, CastSettings
+from nsplayer.stage.protocol import MAX_MESSAGE_BYTES, ProtocolError, subject_name
+from nsplayer.stopping import Stop, stop_on_signals
+
+AUDIO_ROUTES = ("local", "none")
+LOCAL_RATE = 48000  # the mixed output: what sound cards take without converting
+TIMELINE_RATE = 24000  # --audio none: nothing is heard, the common TTS rate avoids resampling
+WS_MAX_BYTES = 4 * MAX_MESSAGE_BYTES  # bigger frames close the connection; smaller: an error
+BACKLOG = 128
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    subjects: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ("127.0.0.1:11111",)
+    audio: str = "local"
+    device: str | int | None = None
+    av_offset_ms: float = 0.0
+    cast: CastSettings = field(default_factory=CastSettings)
+    app: AppSettings = field(default_factory=AppSettings)
+    verbose: int = 0
+
+
+class Stage:
+    """The running parts: a mixer on the output, the conductor on its clock, the cast."""
+
+    def __init__(self, settings: StageSettings) -> None:
+        if settings.audio not in AUDIO_ROUTES:
+            raise NsplayerError(f"--audio must be local or none, not {settings.audio!r}")
+        self.settings = settings
+        if settings.audio == "none":
+            sink = NullSink(TIMELINE_RATE, buffer_ms=10)
+        else:
+            sink = open_sink(LOCAL_RATE, 1, device=settings.device, buffer_ms=10)
+        self.mixer = Mixer(sink)
+        try:
+            self.conductor = Conductor(
+                self.mixer.now,
+                settings.cast.fps,
+                settings.targets,
+                av_offset_ms=settings.av_offset_ms,
+            )
+            self.cast = Cast(settings.cast, self.conductor, self.mixer)
+            for name in settings.subjects:
+                self.cast.subject(_subject(name))
+        except BaseException:
+            self.mixer.close()
+            raise
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._perform, name="stage-conductor", daemon=True)
+
+    def start(self) -> None:
+        self.mixer.start()
+        self.conductor.wait_ready()
+        self._thread.start()
+        self.cast.start()
+
+    def close(self) -> None:
+        """Fade every line out, ease every face back to idle, stop the output."""
+        self.cast.close()
+        self._stop.set()
+        self.conductor.wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self.conductor.close()
+        self.mixer.close()
+
+    def _perform(self) -> None:
+        """The conductor's thread: every subject's frames until the end, then the ease-out."""
+        while not self._stop.is_set():
+            if self.conductor.performers:
+                self.conductor.step()
+            else:
+                self._stop.wait(0.01)
+        self.conductor.ease_out()
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn whose signals only set a flag (see the module docstring)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.stop = Stop()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with stop_on_signals() as self.stop:
+            yield
+
+    async def on_tick(self, counter: int) -> bool:
+        return self.stop.signum is not None or await super().on_tick(counter)
+
+
+class Service:
+    """A bound service; ``run()`` serves in the calling thread until a signal or ``stop()``."""
+
+    def __init__(self, settings: StageSettings) -> None:
+        if not is_loopback(settings.host) and not settings.app.token:
+            raise NsplayerError(
+                f"--host {settings.host} lets other machines drive the faces: give a --token "
+                "(or NSPLAYER_TOKEN) that clients send as 'Authorization: Bearer ...'"
+            )
+        self.settings = settings
+        self.socket = _bind(settings.host, settings.port)
+        try:
+            self.stage = Stage(settings)
+        except BaseException:
+            self.socket.close()
+            raise
+        config = uvicorn.Config(
+            build_app(self.stage.cast, settings.app),
+            loop="asyncio",
+            ws="websockets-sansio",
+            ws_max_size=WS_MAX_BYTES,
+            lifespan="off",
+            log_config=None,
+            access_log=settings.verbose > 0,
+            server_header=False,
+            backlog=BACKLOG,
+            timeout_graceful_shutdown=2,
+        )
+        self._uvicorn = _Uvicorn(config)
+
+    @property
+    def port(self) -> int:
+        return self.socket.getsockname()[1]
+
+    @property
+    def started(self) -> bool:
+        return self._uvicorn.started
+
+    def run(self) -> int | None:
+        """Serve; the faces are eased out before it returns the signal that stopped it."""
+        try:
+            self.stage.start()
+            asyncio.run(self._uvicorn.serve(sockets=[self.socket]))
+        finally:
+            self.stage.close()
+            self.socket.close()
+        return self._uvicorn.stop.signum
+
+    def stop(self) -> None:
+        """Ask ``run()`` to return (any thread)."""
+        self._uvicorn.should_exit = True
+
+
+def _subject(name: str) -> str:
+    try:
+        return subject_name(name)
+    except ProtocolError as exc:
+        raise NsplayerError(f"--subject: {exc}") from None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, addr = resolve(host, port, socket.SOCK_STREAM)
+    sock = socket.socket(family, kind, proto)
+    try:
+        if sys.platform != "win32":  # on Windows it would let a second server take the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise bind_error(exc, "TCP", host, port) from None
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.contextmanager
+def running(settings: StageSettings) -> Iterator[Service]:
+    """The service in a background thread for the duration (tests, benchmarks, embedding)."""
+    service = Service(settings)
+    thread = threading.Thread(target=service.run, name="nsplayer-stage", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not service.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield service
+    finally:
+        service.stop()
+        thread.join(timeout=10)
+
+
+def run_stage(settings: StageSettings, announce: Callable[[str], None]) -> int:
+    """Serve until Ctrl-C/SIGTERM; the exit code (130/143 after a signal)."""
+    service = Service(settings)
+    where = host_port(settings.host, service.port)
+    names = ", ".join(settings.subjects) or "created on first use"
+    announce(
+        f"nsplayer: stage on ws://{where}/v1/stream and http://{where}/v1 -> "
+        f"{', '.join(settings.targets)} (subjects: {names}; audio: {settings.audio}; "
+        "Ctrl-C stops)"
+    )
+    signum = service.run()
+    return 0 if signum is None else 128 + signum
