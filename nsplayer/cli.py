@@ -31,7 +31,7 @@ def main() -> None:
     """Speech audio to ARKit face animation, streamed to Unreal Engine over Live Link."""
 
 
-# --- listen (livelink / monitor) ---------------------------------------------------------------
+# --- listen (livelink) -------------------------------------------------------------------------
 
 
 @main.command()
@@ -59,8 +59,10 @@ def main() -> None:
     help="Stop after S seconds without a packet.",
 )
 def listen(port: int, host: str, as_json: bool, count: int | None, timeout: float | None) -> None:
-    """Receive Live Link Face packets: live meter of key shapes per subject, or --json lines."""
-    from nsplayer.monitor import listen as run_listen
+    """Receive Live Link Face packets: live meter of key shapes per subject, or --json lines.
+
+    Exits 1 when nothing arrives before --timeout, 130 on Ctrl-C, 143 on SIGTERM."""
+    from nsplayer.listen import listen as run_listen
 
     result = run_listen(
         port,
@@ -73,6 +75,8 @@ def listen(port: int, host: str, as_json: bool, count: int | None, timeout: floa
         announce=lambda line: click.echo(line, err=True),
     )
     click.echo(result.summary(), err=True)
+    if result.exit_code:
+        sys.exit(result.exit_code)
 
 
 # --- export (embedded model) -------------------------------------------------------------------

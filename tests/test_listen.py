@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from livelink import FrameTime, LiveLinkReceiver, LiveLinkSender, device_id_for
-from nsplayer.monitor import SubjectStats, meter_lines, status_line
+from nsplayer.listen import Subjects, SubjectStats, meter_lines, status_line
 
 CLI = [sys.executable, "-m", "nsplayer.cli", "listen"]
 
@@ -51,20 +50,24 @@ def test_json_count_decodes_what_the_sender_sends() -> None:
     assert "listen: 5 packets, 0 malformed, subjects: talker" in err
 
 
-def test_timeout_without_packets_exits_zero_with_summary() -> None:
-    proc, _ = _start("--timeout", "0.3")
+def test_timeout_without_packets_says_nothing_arrived_and_exits_one() -> None:
+    proc, port = _start("--timeout", "0.3")
     out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0
-    assert "no packets yet" in out and "listen: 0 packets" in err
+    assert proc.returncode == 1
+    assert "no packets yet" in out
+    assert err.strip() == (
+        f"nsplayer: error: nothing arrived on UDP 127.0.0.1:{port} in 0.3 s — check the "
+        f"sender's --target (this machine's address and port {port}) and firewalls"
+    )
 
 
-@pytest.mark.skipif(os.name == "nt", reason="SIGINT to a child needs POSIX signals")
-def test_ctrl_c_prints_a_summary_and_exits_zero() -> None:
+@pytest.mark.skipif(os.name == "nt", reason="signals to a child need POSIX")
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signals_print_a_summary_and_exit_128_plus_the_signal(sig: int, code: int) -> None:
     proc, _ = _start()
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err and "(interrupted)" in err
 
 
@@ -125,6 +128,7 @@ def test_meter_shows_key_shapes_per_subject() -> None:
     stats = SubjectStats(FaceFrame(values, "a", device_id_for("a"), FrameTime(5)), packets=1)
     stats.arrivals.append(10.0)
     lines = meter_lines({"a": stats}, now=10.5)
+    assert len(lines) == 11
     assert lines[0].startswith("a [") and "1 pkt/s" in lines[0]
     assert any("jaw open" in line and "0.50" in line for line in lines)
     assert any("head yaw" in line and "-9.0°" in line for line in lines)
@@ -135,14 +139,18 @@ def test_terminal_meter_redraws_in_place() -> None:
     import io
 
     from livelink import FaceFrame
-    from nsplayer.monitor import _Display
+    from nsplayer.listen import _Display
 
     out = io.StringIO()
     display = _Display(out, tty=True)
     stats = SubjectStats(FaceFrame(np.zeros(61), "a", "id", FrameTime(1)), packets=3)
-    display.update({"a": stats}, 0, now=1.0)
-    display.update({"a": stats}, 1, now=1.05)  # too soon: no redraw
-    display.update({"a": stats}, 1, now=1.2)
+    subjects = Subjects()
+    subjects.add(stats.last, 1.0)
+    subjects.add(stats.last, 1.0)
+    subjects.add(stats.last, 1.0)
+    display.update(subjects, 0, now=1.0)
+    display.update(subjects, 1, now=1.05)  # too soon: no redraw
+    display.update(subjects, 1, now=1.2)
     first, second = out.getvalue().split("\x1b[J")[1:]
     assert first.startswith("3 packets, 0 malformed") and second.startswith(
         "3 packets, 1 malformed"
