@@ -63,6 +63,9 @@ class Voice:
         block = np.asarray(pcm, np.float32).reshape(-1)
         if self._resampler is not None:
             block = self._resampler.process(block[:, None])[:, 0]
+        self._queue(block)
+
+    def _queue(self, block: np.ndarray) -> None:
         with self._mixer.lock:
             if self._cut or self._ended or not len(block):
                 return
@@ -73,7 +76,9 @@ class Voice:
             self._pushed += len(block)
 
     def end(self) -> None:
-        """No more audio: play out what is queued, even less than a cushion."""
+        """No more audio: play out what is queued (and the resampler's tail)."""
+        if self._resampler is not None:
+            self._queue(self._resampler.process(np.zeros((0, 1), np.float32), last=True)[:, 0])
         with self._mixer.lock:
             self._ended = True
 
