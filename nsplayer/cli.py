@@ -342,7 +342,7 @@ def idle(ctx: click.Context, duration: float | None, **params):
 @main.command()
 def devices() -> None:
     """List audio devices (outputs for --device, inputs for live --input-device)."""
-    from nsplayer.audio.sinks import list_devices
+    from nsplayer.audio.devices import list_devices
 
     for d in list_devices():
         marks = ("<" if d["default_output"] else " ") + (">" if d["default_input"] else " ")

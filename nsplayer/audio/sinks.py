@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nsplayer.audio.devices import load_sounddevice, output_settings, resolve_device
+from nsplayer.audio.resample import Resampler
 from nsplayer.errors import NsplayerError
 
 UNDERRUN_MODES = ("silence", "pause")
@@ -376,11 +378,14 @@ class DeviceSink(Sink):
     ) -> None:
         sd = load_sounddevice()
         index = resolve_device(device, "output")
-        rate, out_channels = _output_settings(sd, index, sample_rate, channels)
+        rate, out_channels, extra = output_settings(sd, index, sample_rate, channels)
         super().__init__(rate, out_channels, **kwargs)  # type: ignore[arg-type]
         self.source_rate = sample_rate
         self._source_channels = channels
-        self._resampler = None if rate == sample_rate else LinearResampler(sample_rate, rate)
+        self._resampler = (
+            None if rate == sample_rate else Resampler(sample_rate, rate, out_channels)
+        )
+        self._last_block = False  # end(): the resampler gives back what its filter holds
         self._held = True
         self._last_callback: float | None = None
         self._callbacks = 0
@@ -396,6 +401,7 @@ class DeviceSink(Sink):
                 device=index,
                 callback=self._callback,
                 blocksize=0 if callback_s is None else round(rate * callback_s),
+                extra_settings=extra,
             )
             self.latency = float(self._stream.latency)
             self.device_name = sd.query_devices(self._stream.device)["name"]
@@ -459,8 +465,14 @@ class DeviceSink(Sink):
         if self._source_channels != self.channels:  # device has fewer channels: downmix
             block = np.repeat(block.mean(axis=1, keepdims=True), self.channels, axis=1)
         if self._resampler is not None:
-            block = self._resampler.process(block)
+            block = self._resampler.process(block, last=self._last_block)
         return block
+
+    def end(self) -> None:
+        if self._resampler is not None and not self._last_block:
+            self._last_block = True
+            self.write(np.zeros((0, self._source_channels), np.float32))
+        super().end()
 
     def _callback(self, outdata: np.ndarray, frames: int, timing, status) -> None:
         self._heartbeat = time.monotonic()
@@ -483,85 +495,6 @@ class DeviceSink(Sink):
         self._last_callback = current
         if paced or self._callbacks > 50 or time.monotonic() - self._opened > 1.5:
             self._held = False
-
-
-class LinearResampler:
-    """Streaming linear-interpolation resampler, only for devices that refuse the source rate."""
-
-    def __init__(self, rate_in: int, rate_out: int) -> None:
-        self._step = rate_in / rate_out
-        self._pos = 0.0  # position of the next output sample, in input samples from _last
-        self._last: np.ndarray | None = None
-
-    def process(self, block: np.ndarray) -> np.ndarray:
-        data = block if self._last is None else np.concatenate([self._last, block])
-        n = max(0, math.ceil((len(data) - 1 - self._pos) / self._step))
-        where = self._pos + self._step * np.arange(n)
-        left = np.floor(where).astype(np.int64)
-        frac = (where - left)[:, None].astype(np.float32)
-        out = data[left] * (1 - frac) + data[np.minimum(left + 1, len(data) - 1)] * frac
-        self._pos = self._pos + self._step * n - (len(data) - 1)
-        self._last = data[-1:]
-        return out.astype(np.float32)
-
-
-def load_sounddevice():
-    """Import sounddevice, turning a missing PortAudio into an NsplayerError."""
-    try:
-        import sounddevice as sd
-    except OSError as exc:
-        raise NsplayerError(
-            f"PortAudio is not available ({exc}) — install it (Debian/Ubuntu: libportaudio2) "
-            "or use --no-audio"
-        ) from None
-    return sd
-
-
-_OPTION = {"output": "--device", "input": "--input-device"}
-
-
-def resolve_device(device: str | int | None, kind: str = "output") -> int | None:
-    """A device index from an index, an exact name or a unique part of a name."""
-    if device is None or device == "":
-        return None
-    sd = load_sounddevice()
-    devices = sd.query_devices()
-    channels = f"max_{kind}_channels"
-    if isinstance(device, int) or str(device).isdigit():
-        index = int(device)
-        if 0 <= index < len(devices) and devices[index][channels] > 0:
-            return index
-        raise NsplayerError(f"no audio {kind} device #{index} — see `nsplayer devices`")
-    matches = [i for i, d in enumerate(devices) if d[channels] > 0 and d["name"] == device]
-    if not matches:
-        low = str(device).lower()
-        matches = [i for i, d in enumerate(devices) if d[channels] > 0 and low in d["name"].lower()]
-    if len(matches) == 1:
-        return matches[0]
-    what = "matches several" if matches else "matches no"
-    raise NsplayerError(f"{_OPTION[kind]} {device!r} {what} {kind} device — see `nsplayer devices`")
-
-
-def device_info(sd, index: int | None, kind: str, fallback: str) -> dict:
-    """sounddevice's description of device ``index`` (None: the default ``kind`` device)."""
-    try:
-        return sd.query_devices(index, kind)
-    except (ValueError, sd.PortAudioError) as exc:
-        raise NsplayerError(
-            f"no audio {kind} device ({exc}) — pick one with {_OPTION[kind]} "
-            f"(see `nsplayer devices`){fallback}"
-        ) from None
-
-
-def _output_settings(sd, index: int | None, rate: int, channels: int) -> tuple[int, int]:
-    """The source rate and channels if the device takes them, else what it does take."""
-    info = device_info(sd, index, "output", " or use --no-audio")
-    channels = min(channels, int(info["max_output_channels"])) or 1
-    try:
-        sd.check_output_settings(index, channels=channels, dtype="float32", samplerate=rate)
-    except (ValueError, sd.PortAudioError):
-        rate = int(info["default_samplerate"])
-    return rate, channels
 
 
 def open_sink(
@@ -602,25 +535,3 @@ def open_sink(
             file=sys.stderr,
         )
         return NullSink(sample_rate, channels, **common)
-
-
-def list_devices() -> list[dict[str, object]]:
-    """Every audio device with its index, name, host API, channels and default rate."""
-    sd = load_sounddevice()
-    apis = sd.query_hostapis()
-    defaults = sd.default.device
-    rows = []
-    for i, d in enumerate(sd.query_devices()):
-        rows.append(
-            {
-                "index": i,
-                "name": d["name"],
-                "hostapi": apis[d["hostapi"]]["name"],
-                "inputs": d["max_input_channels"],
-                "outputs": d["max_output_channels"],
-                "rate": d["default_samplerate"],
-                "default_input": i == defaults[0],
-                "default_output": i == defaults[1],
-            }
-        )
-    return rows
