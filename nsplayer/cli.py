@@ -89,9 +89,9 @@ def listen(port: int, host: str, as_json: bool, count: int | None, timeout: floa
     "--output",
     required=True,
     type=click.Path(dir_okay=False),
-    help="File to write (shapes.csv, shapes.json or shapes.npy).",
+    help="File to write (shapes.csv, shapes.json or shapes.npy), or - for stdout.",
 )
-@click.option("--fps", default=60, show_default=True, type=click.IntRange(1, 240))
+@click.option("--fps", type=click.IntRange(1, 240), help="Frames per second. [default: 60]")
 @click.option(
     "--format",
     "fmt",
@@ -99,13 +99,25 @@ def listen(port: int, host: str, as_json: bool, count: int | None, timeout: floa
     help="Output format. [default: from the output's extension, else csv]",
 )
 @click.option("--causal", is_flag=True, help="Use the live (low look-ahead) model output.")
-def export(audio: str, output: str, fps: int, fmt: str | None, causal: bool) -> None:
-    """Audio file (or - for a WAV on stdin) to Live Link Face CSV, offline."""
+@click.option("--raw", is_flag=True, help="stdin is raw PCM (needs --rate).")
+@click.option("--rate", type=int, help="Sample rate of raw PCM on stdin, in Hz.")
+@click.option("--channels", type=int, help="Channels of raw PCM on stdin. [default: 1]")
+@click.option("--sample-format", metavar="FMT", help="Raw PCM sample format. [default: s16le]")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
+@click.pass_context
+def export(
+    ctx: click.Context, audio: str, output: str, fmt: str | None, causal: bool, **params
+) -> None:
+    """AUDIO (a file, or - for stdin) to Live Link Face CSV, JSON or .npy, offline."""
     from pathlib import Path
 
+    from nsplayer.audio.sources import expected_format
+    from nsplayer.export import STDOUT, output_format
     from nsplayer.export import export as run_export
-    from nsplayer.export import output_format
 
+    stdin = {k: params.pop(k) for k in ("raw", "rate", "channels", "sample_format")}
+    fps = build_options(ctx, params).fps
+    expected_format(audio, stdin["raw"], stdin["rate"], stdin["channels"])  # stdin only
     out = Path(output)
     fmt = output_format(out, fmt)
     bars: list = []
@@ -118,11 +130,14 @@ def export(audio: str, output: str, fps: int, fmt: str | None, causal: bool) -> 
         return bar.update
 
     try:
-        n = run_export(audio, out, fps, fmt, causal=causal, progress_factory=progress_factory)
+        n = run_export(
+            audio, out, fps, fmt, causal=causal, progress_factory=progress_factory, **stdin
+        )
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
-    click.echo(f"wrote {n} frames at {fps} fps to {out}", err=True)
+    where = "stdout" if output == STDOUT else out
+    click.echo(f"wrote {n} frames at {fps} fps to {where}", err=True)
 
 
 # --- play / replay / idle / devices (player) ---------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +14,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
+from threadpoolctl import threadpool_info
 
 from livelink import names as N
 from livelink import read_csv
 from nsplayer.cli import main
+from nsplayer.export import export
+from nsplayer.takes import load_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import espeak_events
@@ -78,3 +83,109 @@ def test_bad_input_is_one_line(kind: str, tmp_path: Path) -> None:
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nsplayer: error: "), proc.stderr
+
+
+EXPORT = [sys.executable, "-m", "nsplayer.cli", "export"]
+
+
+def quiet_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment without NSPLAYER_* and with a home that has no config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NSPLAYER_")}
+    return {**env, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg"), **extra}
+
+
+def test_stdout_output_replays_at_its_rate(speech_wav: Path, tmp_path: Path) -> None:
+    """`-o -` writes the CSV to stdout; a 30 fps export replays at 30 (not 60) fps."""
+    proc = subprocess.run(
+        [*EXPORT, str(speech_wav), "-o", "-", "--fps", "30"],
+        capture_output=True, timeout=60, cwd=tmp_path, env=quiet_env(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr.decode().endswith("fps to stdout\n")
+    (tmp_path / "out.csv").write_bytes(proc.stdout)
+    assert not (tmp_path / "-").exists()
+    at_30, at_60 = load_rows(tmp_path / "out.csv", 30), load_rows(tmp_path / "out.csv", 60)
+    assert len(at_60) == 2 * len(at_30) - 1
+
+
+def test_raw_s24le_on_stdin_matches_the_file(speech_wav: Path, tmp_path: Path) -> None:
+    audio, rate = sf.read(speech_wav, dtype="float32", always_2d=True)
+    raw = tmp_path / "a.raw"
+    sf.write(raw, audio, rate, subtype="PCM_24", format="RAW", endian="LITTLE")
+    args = ["-", "--raw", "--rate", str(rate), "--channels", "2", "--sample-format", "s24le"]
+    proc = subprocess.run(
+        [*EXPORT, *args, "-o", str(tmp_path / "raw.npy")],
+        input=raw.read_bytes(), capture_output=True, timeout=60, env=quiet_env(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    file = CliRunner().invoke(main, ["export", str(speech_wav), "-o", str(tmp_path / "f.npy")])
+    assert file.exit_code == 0
+    np.testing.assert_allclose(
+        np.load(tmp_path / "raw.npy"), np.load(tmp_path / "f.npy"), atol=1e-3
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "fps"),
+    [("fps: 30\n", {}, 30), ("fps: 30\n", {"NSPLAYER_FPS": "25"}, 25), ("", {}, 60)],
+)
+def test_export_honours_config_and_environment(speech_wav, tmp_path, config, env, fps) -> None:
+    (tmp_path / "nsplayer.yaml").write_text(config)
+    proc = subprocess.run(
+        [*EXPORT, str(speech_wav), "-o", "out.npy"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=quiet_env(tmp_path, **env),
+    )  # fmt: skip
+    assert proc.returncode == 0 and f"at {fps} fps" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            [],
+            {"NSPLAYER_FSP": "30"},
+            "unknown variable 'NSPLAYER_FSP' (did you mean 'NSPLAYER_FPS'?)",
+        ),
+        (["--rate", "16000"], {}, "stdin only"),
+        (["--sample-format", "s24le"], {}, "--sample-format is for raw PCM on stdin (--raw)"),
+    ],
+)
+def test_export_option_errors_are_one_line(speech_wav, tmp_path, args, env, message) -> None:
+    proc = subprocess.run(
+        [*EXPORT, str(speech_wav), "-o", "out.csv", *args],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=quiet_env(tmp_path, **env),
+    )  # fmt: skip
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and message in proc.stderr
+
+
+def test_every_format_replays_the_same_frames(speech_wav: Path, tmp_path: Path) -> None:
+    for fmt in ("csv", "json", "npy"):
+        out = tmp_path / f"a.{fmt}"
+        assert export(str(speech_wav), out, 30, fmt) > 0
+    ref = np.load(tmp_path / "a.npy")
+    np.testing.assert_array_equal(load_rows(tmp_path / "a.csv", 30), ref)
+    np.testing.assert_array_equal(load_rows(tmp_path / "a.json", 30), ref)
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_nothing_to_export_leaves_no_file(tmp_path: Path) -> None:
+    header = io.BytesIO()
+    sf.write(header, np.zeros((0, 1)), 16000, format="WAV")
+    proc = subprocess.run(
+        [*EXPORT, "-", "-o", str(tmp_path / "out.csv")],
+        input=header.getvalue(), capture_output=True, text=False, timeout=60,
+        env=quiet_env(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 1 and b"nothing to export" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_work_runs_with_one_blas_thread(speech_wav: Path, tmp_path: Path) -> None:
+    """numpy's BLAS spreads the model's small matrices over every core, which made export
+    2-3x slower; export holds it to one thread while it works."""
+    seen: list[int] = []
+
+    def progress_factory(total):
+        return lambda n: seen.extend(i["num_threads"] for i in threadpool_info())
+
+    export(str(speech_wav), tmp_path / "a.npy", 60, "npy", progress_factory=progress_factory)
+    assert seen and set(seen) == {1}

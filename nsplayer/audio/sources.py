@@ -344,6 +344,8 @@ def open_source(
     stdin: BinaryIO | None = None,
 ) -> AudioSource:
     """Open a file, or stdin for ``-`` (WAV stream, or raw PCM with ``raw=True``)."""
+    if sample_format is not None and not raw:
+        raise NsplayerError("--sample-format is for raw PCM on stdin (--raw); a WAV says its own")
     if str(path_or_dash) == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
         if raw:
