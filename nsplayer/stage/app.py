@@ -157,8 +157,9 @@ class _Connection:
         self.loop = asyncio.get_running_loop()
 
     def emit(self, event: dict[str, object]) -> None:
-        """Any thread: queue an event for this client."""
-        self.loop.call_soon_threadsafe(self._put, event)
+        """Any thread: queue an event for this client (none once the server has stopped)."""
+        with contextlib.suppress(RuntimeError):  # the event loop is closed
+            self.loop.call_soon_threadsafe(self._put, event)
 
     def _put(self, event: dict | None) -> None:
         if self.outbox.qsize() < OUTBOX_LIMIT:

@@ -275,7 +275,7 @@ class Cast:
         """The owner went away: its lines end as if interrupted, without events."""
         with self.lock:
             for subject in self.subjects.values():
-                mine = [u for u in (subject.current, *subject.queue) if u and u.owner is owner]
+                mine = [u for u in (subject.current, *subject.queue) if u and u.owner == owner]
                 for utterance in mine:
                     utterance.owner = None
                     self._cut(subject, utterance.id, 0.15, clear_queue=False)
