@@ -64,6 +64,7 @@ RETRY_AFTER_S = 1
 # Magic numbers of containers libsndfile reads: a body starting with one of these that does
 # not decode is broken audio (400), not raw PCM.
 _CONTAINER_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"FORM", b".snd", b"caff")
+_UNKNOWN_LENGTH = 2**62  # libsndfile's frame count for "not known" is 2**63 - 1
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def audio_blocks(
         audio = sf.SoundFile(io.BytesIO(body))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         if bytes(body[:4]) in _CONTAINER_MAGIC:
-            raise BadAudio(f"could not decode audio: {exc}") from None
+            raise BadAudio(f"could not decode audio: {_reason(exc)}") from None
         if len(body) % 2:
             raise BadAudio(
                 "not a known audio container, and an odd byte count for raw 16-bit PCM"
@@ -127,7 +128,14 @@ def audio_blocks(
     return rate, _file_blocks(audio, max_audio_s)
 
 
+def _reason(exc: Exception) -> str:
+    """libsndfile's own words, without soundfile's repr of the buffer (a heap address)."""
+    return getattr(exc, "error_string", None) or type(exc).__name__
+
+
 def _check_length(frames: int, rate: int, max_audio_s: float) -> None:
+    if frames >= _UNKNOWN_LENGTH:  # e.g. a FLAC stream whose header gives no length
+        raise BadAudio("the audio header gives no length — send WAV, or FLAC with its length")
     if frames > max_audio_s * rate:
         raise BadAudio(
             f"audio of {frames / rate:.0f} s is longer than the limit of {max_audio_s:g} s — "
@@ -151,7 +159,7 @@ def _file_blocks(audio: sf.SoundFile, max_audio_s: float) -> Iterator[np.ndarray
                 _check_length(total, rate, max_audio_s)
                 yield block.mean(axis=1, dtype=np.float32)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise BadAudio(f"could not decode audio: {exc}") from None
+            raise BadAudio(f"could not decode audio: {_reason(exc)}") from None
     if total == 0:
         raise BadAudio("audio has no samples")
 
@@ -318,8 +326,13 @@ def build_app(settings: ServerSettings, service: _Service) -> Starlette:
         if request.method == "OPTIONS":
             return Response(status_code=204, headers={"Allow": ALLOWED[API_PATH]})
         declared = request.headers.get("content-length")
-        if declared is None and "transfer-encoding" not in request.headers:
+        chunked = "transfer-encoding" in request.headers
+        if declared is None and not chunked:
             return _error(411, "send a Content-Length header", Connection="close")
+        if declared is not None and chunked:  # a request-smuggling pattern: refuse, not guess
+            return _error(
+                400, "send Content-Length or Transfer-Encoding, not both", Connection="close"
+            )
         if declared is not None and int(declared) > limit:  # h11 let only digits through
             return _too_large(int(declared))
         try:
