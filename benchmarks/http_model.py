@@ -7,7 +7,8 @@
    its first speaking Live Link packet, segmented vs one whole-file segment (segment_s > duration).
    Segmented should be a fraction of whole-file time and not grow with the file's length.
 2. Server throughput in seconds of audio per second, with 1, 2 and 4 concurrent clients
-   posting 10 s clips.
+   posting 10 s clips, to `serve` with one model worker (a thread) and with `--workers 2`
+   (processes: past the interpreter lock).
 3. Peak RSS of the server process (Linux: VmHWM; elsewhere n/a).
 
 Speech comes from espeak-ng when it is installed (else a voiced buzz), tiled to length.
@@ -32,8 +33,7 @@ import soundfile as sf
 
 from livelink import LiveLinkReceiver
 from livelink.names import JAW_OPEN
-from nsplayer.config import NeuroSyncSettings
-from nsplayer.models.neurosync import NeuroSyncModel
+from nsplayer.models.neurosync import NeuroSyncModel, NeuroSyncSettings
 
 SPEAKING = 0.05  # JawOpen above this: a speech frame, not idle
 TEXT = (
@@ -65,8 +65,8 @@ def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
 class Server:
     """`nsplayer serve --port 0` in a subprocess."""
 
-    def __init__(self) -> None:
-        command = [sys.executable, "-m", "nsplayer.cli", "serve", "--port", "0"]
+    def __init__(self, *args: str) -> None:
+        command = [sys.executable, "-m", "nsplayer.cli", "serve", "--port", "0", *args]
         self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         line = self.proc.stderr.readline()
         self.url = line.split(" on ", 1)[1].split()[0]
@@ -170,6 +170,7 @@ def main() -> None:
     lengths = (10.0, 20.0) if args.quick else (15.0, 60.0)
     run_s = 2.0 if args.quick else 10.0
 
+    clip = wav_bytes(*speech(10.0))
     server = Server()
     try:
         first_frame_whole(server.url, *speech(1.0))  # warm-up: imports, first model
@@ -192,17 +193,27 @@ def main() -> None:
                 whole = first_packet_cli(server.url, wav, seconds + 1)
                 print(f"| {seconds:.0f} s | {seg:.3f} | {whole:.3f} |")
         print()
-        pcm, rate = speech(10.0)
-        clip = wav_bytes(pcm, rate)
-        print("| concurrent clients | throughput (s of audio / s) |")
-        print("|---|---|")
-        for clients in (1, 2, 4):
-            rate_x = throughput(server.url, clients, clip, 10.0, run_s)
-            print(f"| {clients} | {rate_x:.1f} |")
-        print()
         print(f"peak server RSS: {server.peak_rss_mb()} MB")
     finally:
         server.stop()
+    print()
+    pooled = Server("--workers", "2")
+    try:
+        first_frame_whole(pooled.url, *speech(1.0))  # warm-up: both workers start
+        first_frame_whole(pooled.url, *speech(1.0))
+        print("| concurrent clients | throughput, 1 worker (s of audio / s) | --workers 2 |")
+        print("|---|---|---|")
+        for clients in (1, 2, 4):
+            server = Server()
+            try:
+                first_frame_whole(server.url, *speech(1.0))
+                one = throughput(server.url, clients, clip, 10.0, run_s)
+            finally:
+                server.stop()
+            two = throughput(pooled.url, clients, clip, 10.0, run_s)
+            print(f"| {clients} | {one:.1f} | {two:.1f} |")
+    finally:
+        pooled.stop()
 
 
 if __name__ == "__main__":
