@@ -6,6 +6,7 @@ import http.client
 import io
 import json
 import math
+import multiprocessing
 import signal
 import socket
 import subprocess
@@ -237,3 +238,15 @@ def test_cli_warns_when_not_loopback() -> None:
         proc.kill()
     assert first.startswith("warning: listening on 0.0.0.0")
     assert proc.returncode == 143
+
+
+def test_workers_are_processes_that_answer_like_one_worker() -> None:
+    wav = encode(speechlike(1.0, 16000), 16000, "WAV")
+    with running(ServerSettings(port=0)) as one, running(ServerSettings(port=0, workers=2)) as two:
+        expected = request(one, "POST", API_PATH, wav)[2]
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: request(two, "POST", API_PATH, wav), range(4)))
+        assert len(multiprocessing.active_children()) >= 2
+        status, _, bad = request(two, "POST", API_PATH, b"RIFF\x00\x00\x00\x00WAVEjunk")
+    assert all(status == 200 and body == expected for status, _, body in answers)
+    assert status == 400 and "could not decode" in bad["error"]
