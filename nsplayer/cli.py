@@ -458,9 +458,18 @@ def serve(host: str, port: int, rows: str, max_body_mb: float, **params) -> None
 )
 @click.option("--duration", type=click.FloatRange(0), help="Stop after S seconds of input.")
 @click.option("--no-vad", is_flag=True, help="Animate every sound, not only voice.")
+@click.option(
+    "--input-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Play this audio file in real time as if it were the microphone (try live anywhere).",
+)
 @click.pass_context
-def live(ctx: click.Context, rate, block_ms, monitor, hop_ms, duration, no_vad, **params):
+def live(
+    ctx: click.Context, rate, block_ms, monitor, hop_ms, duration, no_vad, input_file, **params
+):
     """Microphone in, face frames out as soon as computed (Ctrl-C to stop)."""
+    from pathlib import Path
+
     from nsplayer.live import LiveSettings, run_live
 
     options = build_options(ctx, params)
@@ -471,6 +480,7 @@ def live(ctx: click.Context, rate, block_ms, monitor, hop_ms, duration, no_vad, 
         hop_ms=hop_ms,
         duration=duration,
         gate=not no_vad,
+        input_file=None if input_file is None else Path(input_file),
     )
     quiet = options.verbose < 0
     result = run_live(options, settings, lambda line: quiet or click.echo(line, err=True))
@@ -514,9 +524,14 @@ def live(ctx: click.Context, rate, block_ms, monitor, hop_ms, duration, no_vad, 
 @click.option("--max-subjects", type=click.IntRange(1, 1000), default=16, show_default=True)
 @click.option("--max-queue", type=click.IntRange(1, 1000), default=16, show_default=True)
 @click.option("--max-body-mb", type=click.FloatRange(0, min_open=True), default=50.0)
+@click.option(
+    "--stats", type=click.Path(dir_okay=False), help="JSON timing report of every sent frame."
+)
 @click.option("-v", "--verbose", count=True, help="Log every request.")
-def stage(host, port, subjects, audio, device, targets, av_offset_ms, verbose, **params) -> None:
+def stage(host, port, subjects, audio, device, targets, av_offset_ms, stats, verbose, **params):
     """Speech service for a cast of characters: WebSocket /v1/stream and a REST API."""
+    from pathlib import Path
+
     from nsplayer.stage.app import AppSettings
     from nsplayer.stage.cast import CastSettings
     from nsplayer.stage.service import StageSettings, run_stage
@@ -532,6 +547,7 @@ def stage(host, port, subjects, audio, device, targets, av_offset_ms, verbose, *
         av_offset_ms=av_offset_ms,
         cast=CastSettings(**params),
         app=AppSettings(token=token, audio=audio, max_body_mb=max_body_mb),
+        stats=None if stats is None else Path(stats),
         verbose=verbose,
     )
     code = run_stage(settings, announce=lambda line: click.echo(line, err=True))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,7 +37,7 @@ from livelink.names import N_VALUES
 from nsplayer.animation import Animator, Gains, IdleSettings
 from nsplayer.errors import NsplayerError
 from nsplayer.scheduler import REFRESH_S, FrameScheduler, Slot
-from nsplayer.sending import InlinePacer, ProcessPacer
+from nsplayer.sending import Handed, InlinePacer, ProcessPacer
 
 EASE_OUT_S = 0.2  # longest ease back to idle after speech or a stop
 AT_REST = 0.01  # speech weight below which the face counts as back at idle
@@ -186,10 +187,19 @@ class Performer:
     def speech_weight(self) -> float:
         return self.animator.speech_weight
 
-    def speak(self, track: SpeechTrack, on_end: Callable[[], None] | None = None) -> None:
-        """Speak from ``track`` from its frame 0 on (replacing any current track)."""
+    def speak(
+        self,
+        track: SpeechTrack,
+        on_end: Callable[[], None] | None = None,
+        *,
+        patience: float = 1.0,
+    ) -> None:
+        """Speak from ``track`` from its frame 0 on (replacing any current track).
+        ``patience``: frame periods to wait for a frame not yet known before an idle tick
+        (1.5 for frames computed live, whose arrival jitters)."""
         with self._lock:
             self._track, self._on_end, self.index = track, on_end, 0
+            self.scheduler.patience = patience
             self._generation += 1
             self.slot = None
 
@@ -286,6 +296,7 @@ class Conductor:
             self.sender.add_subject(subject, device_id)
         except ValueError as exc:
             raise NsplayerError(f"{exc} — use a shorter --subject") from None
+        check_writable(save_csv, "--save-csv")
         scheduler = FrameScheduler(self.clock, self.fps, self.av_offset_ms, self.pacer.lead)
         recording = None if save_csv is None else Recording(save_csv)
         performer = Performer(
@@ -323,11 +334,16 @@ class Conductor:
                 performer.plan()
         performer = min(self.performers, key=lambda p: p.slot.at)
         slot = performer.slot
-        if not self._wait(slot.at - self.pacer.lead - REFRESH_S) and slot.index is None:
-            self._replan_idle()
-            return
+        lead = self.pacer.lead
+        while not self._wait(slot.at - lead - REFRESH_S):  # woken: new speech frames
+            if slot.index is None:
+                self._replan_idle()
+                return
         slot = performer.refresh(slot)
-        self._wait(slot.at - self.pacer.lead)
+        while not self._wait(slot.at - lead):
+            if slot.index is None:
+                self._replan_idle()
+                return
         self._send(performer, slot)
 
     def _send(self, performer: Performer, slot: Slot) -> None:
@@ -336,7 +352,8 @@ class Conductor:
         frame_time = performer.timecode.at(performer.sent, when)
         packet = self.sender.packet(values, frame_time, performer.subject)
         audio_time = 0.0 if slot.index is None else slot.index / self.fps
-        self.pacer.send(packet, slot.due, performer.stream, slot.index, audio_time)
+        handed = Handed(performer.stream, slot.index, audio_time, slot.due, frame_time.frame)
+        self.pacer.send(packet, handed)
         performer.scheduler.handed(slot)
         performer.slot = None
         performer.sent += 1
@@ -413,6 +430,21 @@ class Conductor:
     def refused(self) -> list[str]:
         """Targets that refused packets (ICMP port unreachable: nothing listens there)."""
         return [self.sender.targets[k] for k in sorted(self.pacer.refused)]
+
+
+def check_writable(path: Path | None, what: str) -> None:
+    """Refuse an output path that cannot be written before the run, not after it (a long
+    take lost to a typo)."""
+    if path is None:
+        return
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise NsplayerError(f"{what} {path} is a directory — give a file name")
+    if not folder.is_dir():
+        raise NsplayerError(f"{what} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise NsplayerError(f"{what} {path}: not writable (permission denied)")
 
 
 def write_json(path: Path, report: Mapping[str, object]) -> None:

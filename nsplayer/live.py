@@ -2,23 +2,23 @@
 
 Unlike `play` there is no audio clock to follow: the face follows the voice, so what
 matters is latency, the sum of what each stage holds back — the device's input buffering
-plus one block, the model's look-ahead, the send. ``run_live`` prints that budget at
-start. Everything is bounded (input queue, gate history, NeuroSync window, sample clock)
-so the command runs for hours with flat memory; only ``--stats`` keeps per-frame records.
+plus one block, the model's look-ahead, the send. ``run_live`` prints that budget when
+audio arrives. The engine sends each frame as soon as it is ready (its due time is when
+it was computed) and idle ticks whenever no frame is, so the face keeps moving before the
+input starts and through any gap. Everything is bounded (input queue, gate history,
+NeuroSync window, track) so the command runs for hours with flat memory; only
+``--stats`` keeps per-frame records.
 
-Threads: the PortAudio callback only copies blocks into a bounded queue; the main thread
-runs model, gate, animator and sender. NeuroSync requests run on one worker thread.
+Threads: the input's callback only queues blocks; a listener thread runs gate, monitor
+and model and hands frames to the track; the main thread is the engine's conductor.
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
-import concurrent.futures
-import contextlib
-import json
 import math
-import queue
+import threading
 import time
 from array import array
 from collections.abc import Callable
@@ -28,18 +28,22 @@ from typing import Protocol
 
 import numpy as np
 
-from livelink import FrameTime, LiveLinkSender
+from nsplayer.audio.mic import Block, FileInput, MicInput
+from nsplayer.config import Options
+from nsplayer.engine import Conductor, Look, Outcome, Performer, check_writable, write_json
 from nsplayer.errors import NsplayerError
+from nsplayer.stopping import stop_on_signals
 from nsplayer.vad import VoiceGate
 
-QUEUE_S = 0.5  # input buffered at most; older blocks are dropped when the consumer lags
 STALL_S = 2.0  # no input for this long: the device is gone
 START_S = 10.0  # a new PulseAudio input stream may take seconds to deliver its first block
-EASE_OUT_S = 0.2  # at most this long to ease the face back to idle
 MONITOR_MAX_S = 0.2  # monitor output queued at most; more is dropped to keep it live
 WINDOW_FRAMES = 128  # NeuroSync needs at least this much context per request
 NEUROSYNC_FPS = 60
-DAY_S = 86400.0
+TRACK_MAX_S = 1.0  # frames kept for the conductor at most (it takes them within a period)
+# Frame periods the engine waits for the next computed frame before an idle tick: a
+# period, the pacer's lead and the input's block jitter, so an on-time frame always wins.
+LIVE_PATIENCE = 2.0
 
 
 @dataclass(frozen=True)
@@ -52,106 +56,29 @@ class LiveSettings:
     hop_ms: float = 100.0  # neurosync: how often the newest window is re-sent
     duration: float | None = None  # stop after this many seconds of input
     gate: bool = True  # voice-activity gate in front of the animator
-
-
-@dataclass
-class LiveResult:
-    frames: int = 0
-    overflows: int = 0  # PortAudio reported lost input
-    dropped: int = 0  # blocks dropped because the main thread fell behind
-    stopped_by: int | None = None  # SIGINT/SIGTERM, or None when --duration ended it
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.stopped_by is None else 128 + self.stopped_by
+    input_file: Path | None = None  # play this file as if it were the microphone
 
 
 @dataclass(frozen=True)
-class Block:
-    pcm: np.ndarray  # float32 mono
-    adc: float  # time.monotonic() when its first sample was captured
-    arrival: float  # time.monotonic() when the callback handed it over
+class LiveResult(Outcome):
+    overflows: int = 0  # PortAudio reported lost input
+    blocks_dropped: int = 0  # blocks dropped because the listener fell behind
 
 
-# -- input -----------------------------------------------------------------------------------
+class LiveInput(Protocol):
+    rate: int
+    block: int
+    device_name: str
+    latency: float
+    overflows: int
+    dropped: int
+    finished: bool
 
+    def start(self) -> None: ...
 
-class MicInput:
-    """A sounddevice input stream feeding a bounded queue.
+    def read(self, timeout: float) -> Block | None: ...
 
-    The callback never blocks: when the main thread falls behind, the oldest block is
-    dropped (counted), so latency cannot creep up over a long run. PortAudio's callback
-    times are on their own clock; each block's capture time is converted to
-    ``time.monotonic()`` from the age PortAudio reports for it.
-    """
-
-    def __init__(self, device: str | int | None, rate: int | None, block_ms: float) -> None:
-        from nsplayer.audio.sinks import device_info, load_sounddevice, resolve_device
-
-        sd = load_sounddevice()
-        index = resolve_device(device, "input")
-        info = device_info(sd, index, "input", "")
-        self.rate = int(rate or info["default_samplerate"] or 16000)
-        self.block = max(1, round(self.rate * block_ms / 1000.0))
-        self.device_name = str(info["name"])
-        self.overflows = 0
-        self.dropped = 0
-        self.finished = False
-        self._queue: queue.Queue[Block] = queue.Queue(
-            maxsize=max(2, math.ceil(QUEUE_S * self.rate / self.block))
-        )
-        try:
-            self._stream = sd.InputStream(
-                samplerate=self.rate,
-                blocksize=self.block,
-                channels=1,
-                dtype="float32",
-                device=index,
-                latency="low",
-                callback=self._callback,
-                finished_callback=self._finished,
-            )
-            self.latency = float(self._stream.latency)
-        except (ValueError, sd.PortAudioError) as exc:
-            raise NsplayerError(
-                f"cannot record from {self.device_name!r} at {self.rate} Hz ({exc}) — try "
-                "another --rate or --input-device (see `nsplayer devices`)"
-            ) from None
-
-    def start(self) -> None:
-        """Start recording (after the model is built, so no stale audio queues up)."""
-        self._stream.start()
-
-    def read(self, timeout: float) -> Block | None:
-        try:
-            return self._queue.get(timeout=max(0.0, timeout))
-        except queue.Empty:
-            return None
-
-    def close(self) -> None:
-        try:
-            self._stream.abort()
-            self._stream.close()
-        except Exception:  # the device may be gone already; closing is best-effort
-            pass
-
-    def _callback(self, indata: np.ndarray, frames: int, timing, status) -> None:
-        now = time.monotonic()
-        adc, current = float(timing.inputBufferAdcTime), float(timing.currentTime)
-        age = current - adc if 0 < adc <= current else self.latency + frames / self.rate
-        if status.input_overflow:
-            self.overflows += 1
-        block = Block(indata[:, 0].copy(), now - age, now)
-        try:
-            self._queue.put_nowait(block)
-        except queue.Full:
-            with contextlib.suppress(queue.Empty):
-                self._queue.get_nowait()
-            self.dropped += 1
-            self._queue.put_nowait(block)
-
-    def _finished(self) -> None:
-        self.finished = True
+    def close(self) -> None: ...
 
 
 # -- frame producers -------------------------------------------------------------------------
@@ -162,6 +89,8 @@ class FrameProducer(Protocol):
 
     lookahead_s: float
     spacing: float  # least time between two sends: spreads bursts of frames
+    error: Exception | None  # a failure to report (the remote model went away)
+    answered: bool  # the model has answered at least once (so a failure is mid-run)
 
     def push(self, pcm: np.ndarray) -> list[tuple[int, np.ndarray | None]]: ...
 
@@ -170,6 +99,9 @@ class FrameProducer(Protocol):
 
 class StreamingFrames:
     """A streaming model (the embedded one, causal): each block yields the frames it completes."""
+
+    error = None
+    answered = True
 
     def __init__(self, model, first: int = 0) -> None:
         self._model = model
@@ -192,6 +124,8 @@ class IdleFrames:
 
     lookahead_s = 0.0
     spacing = 0.0
+    error = None
+    answered = True
 
     def __init__(self, rate: int, fps: int, first: int) -> None:
         self._rate, self._fps, self._next = rate, fps, first
@@ -213,11 +147,15 @@ class SlidingWindows:
     window of audio is sent, and only the frames no earlier window delivered are kept.
 
     ``client`` is the NeuroSync HTTP client (retries, validation, API key handling). One
-    request is in flight at a time; a hop that comes while it runs is skipped, so a slow
-    server lowers the update rate instead of building a backlog.
+    request is in flight at a time, on the same daemon worker pool the NeuroSync model
+    uses (a request stuck until its timeout never holds up the exit); a hop that comes
+    while it runs is skipped, so a slow server lowers the update rate instead of building
+    a backlog.
     """
 
     def __init__(self, client, rate: int, fps: int, hop_s: float) -> None:
+        from nsplayer.models.neurosync import Workers
+
         self._client, self._rate, self._fps = client, rate, fps
         self._window = math.ceil(WINDOW_FRAMES * rate / NEUROSYNC_FPS) + rate // 10
         self._hop = max(1, round(hop_s * rate))
@@ -226,8 +164,8 @@ class SlidingWindows:
         self._received = 0  # samples seen
         self._next_submit = self._window  # first request once a full window is in
         self._next_frame = 0
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="neurosync")
-        self._pending: concurrent.futures.Future | None = None
+        self._pool = Workers(1)
+        self._pending = None
         self._pending_start = 0
         self.lookahead_s = hop_s  # plus the request time, which is measured, not known
         self.answered = False  # a failure before the first answer means a wrong URL/server
@@ -251,7 +189,7 @@ class SlidingWindows:
         future, self._pending = self._pending, None
         try:
             rows = np.asarray(future.result(), np.float32)
-        except Exception as exc:  # reported by the session as one line
+        except Exception as exc:  # reported by the listener as one line
             self.error = exc
             return []
         start_s = self._pending_start / self._rate
@@ -274,7 +212,7 @@ class SlidingWindows:
         return answer
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
         self._client.close()
 
 
@@ -300,115 +238,119 @@ class SampleClock:
         return self._adcs[k] + (sample - self._starts[k]) / self.rate
 
 
-class Timecode:
-    """Consecutive time-of-day frame times anchored on the capture time of the audio.
-
-    Frame numbers advance by exactly one per frame. Every ``check_s`` the capture time is
-    compared with the timecode; if the input device's clock has drifted a whole frame from
-    the system clock (it does over hours), the anchor moves, so the timecode never drifts
-    away from the time of day. Checking rarely keeps the noisy capture times of a stream's
-    first second (PulseAudio delivers them in a burst) from making the numbers jump.
-    """
-
-    def __init__(self, fps: int, check_s: float = 10.0) -> None:
-        self.fps = fps
-        self._offset = FrameTime.now(fps, 1).to_seconds() - time.monotonic()
-        self._anchor: tuple[int, FrameTime] | None = None  # (frame index, its frame time)
-        self._check = max(1, round(check_s * fps))
-        self._checked = 0
-
-    def at(self, index: int, capture: float | None) -> FrameTime:
-        """Frame time of frame ``index`` captured at ``capture`` (None: just the next one)."""
-        if capture is None and self._anchor is None:
-            capture = time.monotonic()
-        if capture is not None and (self._anchor is None or index - self._checked >= self._check):
-            self._checked = index
-            actual = (capture + self._offset) % DAY_S
-            if self._anchor is None or self._drift(index, actual) >= 1.0 / self.fps:
-                self._anchor = (index, FrameTime.from_seconds(actual, self.fps, 1))
-        first, time0 = self._anchor
-        return time0.advance(index - first)
-
-    def _drift(self, index: int, actual: float) -> float:
-        first, time0 = self._anchor
-        expected = time0.to_seconds() + (index - first) / self.fps
-        if expected >= DAY_S:  # midnight: start counting from zero again
-            return math.inf
-        return abs((actual - expected + DAY_S / 2) % DAY_S - DAY_S / 2)
-
-
 @dataclass
-class Stats:
-    """Per-frame times (monotonic) for ``--stats``: what the latency benchmark splits."""
+class FrameTimes:
+    """Per speech frame (``--stats``): model index, capture, block arrival and ready times."""
 
-    index: array = field(default_factory=lambda: array("q"))
-    frame: array = field(default_factory=lambda: array("q"))  # timecode frame number sent
-    capture: array = field(default_factory=lambda: array("d"))  # when frame's audio was captured
-    arrival: array = field(default_factory=lambda: array("d"))  # block completing it arrived
-    ready: array = field(default_factory=lambda: array("d"))  # model returned it
-    sent: array = field(default_factory=lambda: array("d"))
+    model_index: array = field(default_factory=lambda: array("q"))
+    capture: array = field(default_factory=lambda: array("d"))
+    arrival: array = field(default_factory=lambda: array("d"))
+    ready: array = field(default_factory=lambda: array("d"))
     speech: array = field(default_factory=lambda: array("b"))
 
-    def write(self, path: Path, header: dict[str, object]) -> None:
-        frames = {name: list(getattr(self, name)) for name in self.__dataclass_fields__}
-        path.write_text(json.dumps({**header, "frames": frames}))
+
+class LiveTrack:
+    """Frames as the listener computes them, each due when it is ready (spread by the
+    producer's spacing); the conductor takes them in order. Bounded: a frame not taken
+    within TRACK_MAX_S is forgotten (the conductor would drop it as late anyway)."""
+
+    def __init__(self, fps: int, times: FrameTimes | None) -> None:
+        self._due: collections.deque[float] = collections.deque()
+        self._rows: collections.deque[np.ndarray | None] = collections.deque()
+        self._first = 0  # track index of _rows[0]
+        self._keep = math.ceil(TRACK_MAX_S * fps)
+        self._lock = threading.Lock()
+        self._last_due = -math.inf
+        self.times = times
+        self.ended = False
+
+    def add(self, row: np.ndarray | None, ready: float, spacing: float) -> None:
+        """A new frame: ``row`` (None: the gate says no speech, the face idles)."""
+        with self._lock:
+            self._last_due = max(ready, self._last_due + spacing)
+            self._due.append(self._last_due)
+            self._rows.append(row)
+            while len(self._rows) > self._keep:
+                self._drop()
+
+    def _drop(self) -> None:
+        self._due.popleft()
+        self._rows.popleft()
+        self._first += 1
+
+    def due(self, index: int) -> float | None:
+        with self._lock:
+            k = index - self._first
+            if k < 0:
+                return -math.inf  # forgotten: long overdue
+            return self._due[k] if k < len(self._due) else None
+
+    def row(self, index: int) -> np.ndarray | None:
+        with self._lock:
+            while self._rows and self._first < index:
+                self._drop()
+            return self._rows[0] if self._rows and self._first == index else None
+
+    def done(self, index: int) -> bool:
+        with self._lock:
+            return self.ended and index >= self._first + len(self._rows)
 
 
 # -- session ---------------------------------------------------------------------------------
 
 
-class LiveSession:
-    """Input blocks -> frames -> gate -> animator -> sender, one frame sent per model frame."""
+class Listener(threading.Thread):
+    """Input blocks -> gate, monitor, model -> frames on the track; the conductor sends."""
 
     def __init__(
         self,
-        mic,
+        mic: LiveInput,
         producer: FrameProducer,
-        animator,
-        sender: LiveLinkSender,
-        fps: int,
+        track: LiveTrack,
+        wake: Callable[[], None],
         *,
+        fps: int,
         gate: VoiceGate | None,
         monitor=None,
-        stats: Stats | None = None,
         report: Callable[[str], None] = lambda line: None,
         banner: str = "",
         verbose: int = 0,
         on_model_error: str = "stop",
+        duration: float | None = None,
     ) -> None:
-        self.mic, self.producer, self.animator, self.sender = mic, producer, animator, sender
-        self.fps, self.gate, self.monitor, self.stats = fps, gate, monitor, stats
+        super().__init__(name="nsplayer-listener", daemon=True)
+        self.mic, self.producer, self.track, self.wake = mic, producer, track, wake
+        self.fps, self.gate, self.monitor = fps, gate, monitor
         self.report, self.banner, self.verbose = report, banner, verbose
         self.on_model_error = on_model_error
         self.clock = SampleClock(mic.rate)
-        self.timecode = Timecode(fps)
-        self.result = LiveResult()
-        self._last_send = -math.inf
-        self._next_index = 0
+        self.error: BaseException | None = None
+        self._limit = math.inf if duration is None else duration * mic.rate
+        self._halt = threading.Event()
         self._last_input = time.monotonic() + START_S - STALL_S
         self._reported = (0, 0)  # overflows, dropped blocks at the last -v report
         self._report_due = 0.0
 
-    def run(self, duration: float | None) -> LiveResult:
-        """Until ``duration`` seconds of input, a signal or a device fault; always eases out."""
-        from nsplayer.stopping import stop_on_signals
+    def run(self) -> None:
+        try:
+            while self.clock.samples < self._limit and not self._halt.is_set():
+                self._step()
+        except BaseException as exc:  # reported by the main thread as one line
+            self.error = exc
+        finally:
+            self.track.ended = True
+            self.wake()
 
-        limit = math.inf if duration is None else duration * self.mic.rate
-        with stop_on_signals() as stop:  # a second Ctrl-C cannot cut the ease-out short
-            try:
-                while self.clock.samples < limit and stop.signum is None:
-                    self._step()
-            finally:
-                self.ease_out()
-                self.result.stopped_by = stop.signum
-                self.result.overflows, self.result.dropped = self.mic.overflows, self.mic.dropped
-        return self.result
+    def stop(self) -> None:
+        self._halt.set()
 
     def _step(self) -> None:
         block = self.mic.read(0.05)
         now = time.monotonic()
         if block is None:
-            if self.mic.finished or now - self._last_input > STALL_S:
+            if isinstance(self.mic, FileInput) and self.mic.finished:
+                self._halt.set()  # the whole file was heard
+            elif self.mic.finished or now - self._last_input > STALL_S:
                 raise NsplayerError(
                     f"input device {self.mic.device_name!r} stopped delivering audio "
                     "(unplugged?) — reconnect it or pick another with --input-device "
@@ -423,31 +365,27 @@ class LiveSession:
             self.gate.push(block.pcm)
         if self.monitor is not None:
             self._play(block.pcm)
-        for index, row in self.producer.push(block.pcm):
-            self._send(index, row, block.arrival)
+        frames = self.producer.push(block.pcm)
+        for index, row in frames:
+            self._add(index, row, block.arrival)
+        if frames:
+            self.wake()
         self._check_faults()
 
-    def _send(self, index: int, row: np.ndarray, arrival: float) -> None:
+    def _add(self, index: int, row: np.ndarray | None, arrival: float) -> None:
         ready = time.monotonic()
         audio_t = index / self.fps
         speech = self.gate is None or self.gate.active_at(audio_t + self.producer.lookahead_s)
-        values = self.animator.step(row if speech else None)
-        wait = self._last_send + self.producer.spacing - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        capture = self.clock.capture_time(audio_t * self.mic.rate)
-        frame_time = self.timecode.at(index, capture)
-        self.sender.send(values, frame_time)
-        self._last_send = sent = time.monotonic()
-        self._next_index = index + 1
-        self.result.frames += 1
-        if self.stats is not None:
-            for name, value in zip(
-                ("index", "frame", "capture", "arrival", "ready", "sent", "speech"),
-                (index, frame_time.frame, capture, arrival, ready, sent, int(speech)),
+        self.track.add(row if speech else None, ready, self.producer.spacing)
+        times = self.track.times
+        if times is not None:
+            capture = self.clock.capture_time(audio_t * self.mic.rate)
+            for column, value in zip(
+                (times.model_index, times.capture, times.arrival, times.ready, times.speech),
+                (index, capture, arrival, ready, int(speech)),
                 strict=True,
             ):
-                getattr(self.stats, name).append(value)
+                column.append(value)
 
     def _play(self, pcm: np.ndarray) -> None:
         """Monitor: hand the input to the output, dropping it if the output lags behind."""
@@ -456,9 +394,8 @@ class LiveSession:
             self.monitor.write(pcm[:, None])
 
     def _check_faults(self) -> None:
-        error = getattr(self.producer, "error", None)
-        if error is not None:
-            self._replace_failed_model(error)
+        if self.producer.error is not None:
+            self._replace_failed_model(self.producer.error)
         lost = (self.mic.overflows, self.mic.dropped)
         if self.verbose > 0 and lost != self._reported and time.monotonic() >= self._report_due:
             self._reported, self._report_due = lost, time.monotonic() + 10.0  # at most every 10 s
@@ -466,7 +403,7 @@ class LiveSession:
 
     def _replace_failed_model(self, error: Exception) -> None:
         """NeuroSync failed mid-run: go on as ``on_model_error`` says (embedded, idle, stop)."""
-        if self.on_model_error == "stop" or not getattr(self.producer, "answered", True):
+        if self.on_model_error == "stop" or not self.producer.answered:
             raise NsplayerError(str(error))
         first = math.ceil(self.clock.samples * self.fps / self.mic.rate)
         self.producer.close()
@@ -480,21 +417,8 @@ class LiveSession:
         instead = "the embedded model" if self.on_model_error == "embedded" else "the idle face"
         self.report(f"live: {error}; continuing with {instead}")
 
-    def ease_out(self) -> None:
-        """Step the idle face until speech has faded, at the frame rate, so UE never freezes
-        a mouth open."""
-        index = self._next_index
-        for _ in range(math.ceil(EASE_OUT_S * self.fps)):
-            if self.animator.speech_weight < 0.01:
-                break
-            time.sleep(1.0 / self.fps)
-            values = self.animator.step(None)
-            self.sender.send(values, self.timecode.at(index, None))
-            index += 1
-            self.result.frames += 1
 
-
-def latency_line(mic: MicInput, lookahead_s: float, neurosync: bool) -> str:
+def latency_line(mic: LiveInput, lookahead_s: float, neurosync: bool) -> str:
     """The budget printed at start: what each stage adds before a frame can leave."""
     block = mic.block / mic.rate
     model = "hop" if neurosync else "model look-ahead"
@@ -508,66 +432,133 @@ def latency_line(mic: MicInput, lookahead_s: float, neurosync: bool) -> str:
     )
 
 
-def run_live(options, settings: LiveSettings, report: Callable[[str], None]) -> LiveResult:
-    """Build input, model, animator and sender from the options, print the latency, run."""
-    from nsplayer.animation import Animator
-    from nsplayer.audio.sinks import DeviceSink
-
-    if options.save_csv is not None:
-        raise NsplayerError(
-            "live does not support --save-csv (a live run has no end) — use --stats"
-        )
-    mic = MicInput(options.input_device, settings.rate, settings.block_ms)
-    producer = _producer(options, settings, mic.rate)
-    closers: list[Callable[[], None]] = [producer.close, mic.close]
+def run_live(options: Options, settings: LiveSettings, report: Callable[[str], None]) -> LiveResult:
+    """Build input, model and engine from the options, print the latency, run until the
+    input ends, ``--duration`` passes, a signal or a fault; always ease the face out."""
+    check_writable(options.stats, "--stats")
+    if settings.input_file is not None:
+        mic: LiveInput = FileInput(settings.input_file, settings.rate, settings.block_ms)
+    else:
+        mic = MicInput(options.input_device, settings.rate, settings.block_ms)
+    closers: list[Callable[[], None]] = [mic.close]
+    listener: Listener | None = None
     try:
-        sender = _sender(options)
-        closers.append(sender.close)
-        monitor = None
-        if settings.monitor and not options.no_audio:
-            monitor = DeviceSink(  # room for the input that arrives while the output warms up
-                mic.rate, 1, device=options.device, buffer_ms=2 * settings.block_ms, capacity_s=3.0
-            )
+        producer = _producer(options, settings, mic.rate)
+        closers.append(lambda: (producer if listener is None else listener.producer).close())
+        monitor = _monitor(options, settings, mic.rate)
+        if monitor is not None:
             closers.append(monitor.close)
-        animator = Animator(
-            fps=options.fps,
-            gains=options.gains,
-            idle=options.idle,
-            emotion=options.emotion,
-            seed=options.seed,
+        conductor = Conductor(
+            time.monotonic, options.fps, options.targets, detailed=options.stats is not None
         )
-        gate = VoiceGate(mic.rate) if settings.gate else None
-        stats = Stats() if options.stats else None
-        session = LiveSession(
+        closers.append(conductor.close)
+        look = Look(options.gains, options.idle, options.emotion, options.seed)
+        performer = conductor.add(
+            options.subject, look, device_id=options.device_id, save_csv=options.save_csv
+        )
+        track = LiveTrack(options.fps, FrameTimes() if options.stats is not None else None)
+        performer.speak(track, patience=LIVE_PATIENCE)
+        listener = Listener(
             mic,
             producer,
-            animator,
-            sender,
-            options.fps,
-            gate=gate,
+            track,
+            conductor.wake,
+            fps=options.fps,
+            gate=VoiceGate(mic.rate) if settings.gate else None,
             monitor=monitor,
-            stats=stats,
             report=report,
             verbose=options.verbose,
             on_model_error=options.neurosync.on_model_error,
             banner=latency_line(mic, producer.lookahead_s, options.model == "neurosync"),
+            duration=settings.duration,
         )
-        mic.start()
-        result = session.run(settings.duration)
-        if stats is not None:
-            stats.write(Path(options.stats), _stats_header(mic, producer, options.fps, result))
-        if options.verbose:
-            report(
-                f"live: {result.frames} frames sent, {result.overflows} input overflows, "
-                f"{result.dropped} blocks dropped"
-            )
-        return result
+        return _run(conductor, performer, listener, mic, options, report)
     finally:
         for close in reversed(closers):
             close()
 
 
-def _producer(options, settings: LiveSettings, rate: int) -> FrameProducer:
+def _run(
+    conductor: Conductor,
+    performer: Performer,
+    listener: Listener,
+    mic: LiveInput,
+    options: Options,
+    report: Callable[[str], None],
+) -> LiveResult:
+    conductor.wait_ready()
+    mic.start()
+    listener.start()
+    failure: BaseException | None = None
+    with stop_on_signals() as stop:  # a second Ctrl-C cannot cut the ease-out short
+        try:
+            conductor.run(lambda: stop.signum is not None or _over(listener, performer))
+        except Exception as exc:  # the input or the model failed: still ease out
+            failure = exc
+        listener.stop()
+        conductor.ease_out()
+    conductor.close()
+    listener.join(1.0)
+    _write_files(conductor, performer, listener, mic, options)
+    if failure is not None:
+        raise failure
+    outcome = conductor.outcome(performer, stop.signum)
+    result = LiveResult(
+        outcome.frames_sent,
+        outcome.speech_frames,
+        outcome.dropped,
+        outcome.stopped_by,
+        overflows=mic.overflows,
+        blocks_dropped=mic.dropped,
+    )
+    if options.verbose > 0:
+        report(
+            f"live: {result.frames_sent} frames sent, {result.overflows} input overflows, "
+            f"{result.blocks_dropped} blocks dropped"
+        )
+    return result
+
+
+def _over(listener: Listener, performer: Performer) -> bool:
+    if listener.error is not None:
+        raise listener.error
+    return not performer.speaking
+
+
+def _write_files(
+    conductor: Conductor, performer: Performer, listener: Listener, mic: LiveInput, options
+) -> None:
+    """``--stats`` (per speech frame: capture, arrival, ready, sent) and ``--save-csv``."""
+    conductor.save(performer)
+    times = listener.track.times
+    if options.stats is None or times is None:
+        return
+    report = conductor.report(performer)
+    sent = [f for f in report.pop("frames") if f["index"] is not None]
+    frames: dict[str, list] = {"index": [], "frame": [], "sent": []}
+    for name in ("capture", "arrival", "ready", "speech"):
+        frames[name] = []
+    for f in sent:
+        k = f["index"]
+        if k >= len(times.model_index):
+            continue
+        frames["index"].append(times.model_index[k])
+        frames["frame"].append(f["frame"])
+        frames["sent"].append(f["sent"])
+        for name in ("capture", "arrival", "ready", "speech"):
+            frames[name].append(getattr(times, name)[k])
+    header = {
+        "rate": mic.rate,
+        "block_s": mic.block / mic.rate,
+        "input_latency_s": mic.latency,
+        "lookahead_s": listener.producer.lookahead_s,
+        "overflows": mic.overflows,
+        "blocks_dropped": mic.dropped,
+    }
+    write_json(options.stats, {**report, **header, "frames": frames})
+
+
+def _producer(options: Options, settings: LiveSettings, rate: int) -> FrameProducer:
     from nsplayer.models import create_model
 
     if options.model == "neurosync":
@@ -578,20 +569,13 @@ def _producer(options, settings: LiveSettings, rate: int) -> FrameProducer:
     return StreamingFrames(create_model(options.model, rate, options.fps, causal=True))
 
 
-def _sender(options) -> LiveLinkSender:
-    try:
-        return LiveLinkSender(options.targets, subject=options.subject, device_id=options.device_id)
-    except ValueError as exc:
-        raise NsplayerError(f"{exc} — give --target HOST:PORT") from None
+def _monitor(options: Options, settings: LiveSettings, rate: int):
+    """The output that plays the input back (``--monitor``), or None."""
+    if not settings.monitor or options.no_audio:
+        return None
+    from nsplayer.audio.sinks import DeviceSink
 
-
-def _stats_header(mic: MicInput, producer: FrameProducer, fps: int, result: LiveResult) -> dict:
-    return {
-        "rate": mic.rate,
-        "fps": fps,
-        "block_s": mic.block / mic.rate,
-        "input_latency_s": mic.latency,
-        "lookahead_s": producer.lookahead_s,
-        "overflows": result.overflows,
-        "dropped": result.dropped,
-    }
+    # room for the input that arrives while the output warms up
+    return DeviceSink(
+        rate, 1, device=options.device, buffer_ms=2 * settings.block_ms, capacity_s=3.0
+    )

@@ -27,7 +27,7 @@ from livelink import read_csv
 from nsplayer.audio.sinks import SILENT_S, Sink, open_sink
 from nsplayer.audio.sources import AudioSource, to_mono
 from nsplayer.config import Options
-from nsplayer.engine import Conductor, Look, Performer, write_json
+from nsplayer.engine import Conductor, Look, Performer, check_writable, write_json
 from nsplayer.errors import NsplayerError
 from nsplayer.models.base import EMOTION_NAMES, FaceModel
 from nsplayer.sending import PROCESS_LEAD_S
@@ -164,6 +164,7 @@ def _fine_thread_switching() -> Iterator[None]:
 def _conducting(options: Options, clock: Callable[[], float]) -> Iterator[Conductor]:
     """The conductor and its pacer process, started first: the pacer is up by the time the
     input is open (stdin may take a while to give its header) and the model is loaded."""
+    check_writable(options.stats, "--stats")
     conductor = Conductor(
         clock,
         options.fps,

@@ -44,8 +44,10 @@ class Slot:
 class FrameScheduler:
     """Plans one packet per frame period for one performer, locked to its timeline.
 
-    Use: ``slot = plan(index, timeline)``; ``handed(slot, due)`` once its packet went to
-    the pacer. ``clock`` is the engine's (a sink's ``now``, or time.monotonic).
+    Use: ``slot = plan(index, timeline)``; ``handed(slot)`` once its packet went to the
+    pacer. ``clock`` is the engine's (a sink's ``now``, or time.monotonic). ``patience``:
+    frames computed as input arrives (live) come about a period apart with some jitter;
+    waiting 1.5 periods for the next one keeps idle ticks from slipping in between.
     """
 
     def __init__(
@@ -57,6 +59,8 @@ class FrameScheduler:
         self.av_offset = av_offset_ms / 1000.0
         self.lead = lead
         self.skipped = 0  # speech frames planning passed over (too late)
+        self.patience = 1.0  # periods to wait for the next speech frame before an idle tick
+        self._speaking = False  # the last packet handed over was a speech frame
         self._last: float | None = None  # due time of the last planned slot
         self._last_release = -float("inf")  # when the last packet is to be sent
 
@@ -78,7 +82,8 @@ class FrameScheduler:
         if self._last is None:
             self._last = now + self.lead - self.period
         earliest = max(self._last_release + 0.5 * self.period, now)  # now: after a stall
-        idle_due = max(self._last + self.period, earliest)
+        wait = self.patience if self._speaking else 1.0
+        idle_due = max(self._last + wait * self.period, earliest)
         while index is not None:
             due = self.due(timeline, index)
             if due is None:
@@ -100,3 +105,4 @@ class FrameScheduler:
         leaves no trace.)"""
         self._last = slot.due
         self._last_release = slot.at
+        self._speaking = slot.index is not None

@@ -23,6 +23,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,6 +35,16 @@ from nsplayer.pacer import DONE, PACKET, READY, READY_REALTIME, REFUSED, RESULT,
 
 PROCESS_LEAD_S = 0.008  # hand packets over this early: covers the player's own hiccups
 _READY_TIMEOUT_S = 3.0
+
+
+class Handed(NamedTuple):
+    """A packet handed to a pacer: whose, which speech frame (None: idle), when due."""
+
+    stream: int
+    index: int | None
+    audio_time: float
+    due: float
+    frame: int  # its timecode frame number
 
 
 class SendStats:
@@ -51,15 +62,18 @@ class SendStats:
         self.audio_time = array("d")
         self.due = array("d")
         self.sent = array("d")
+        self.frame = array("q")  # the timecode frame number the packet carried
 
-    def add(self, index: int | None, audio_time: float, due: float, sent: float) -> None:
+    def add(self, packet: Handed, sent: float, renumbered: int = 0) -> None:
+        """``packet`` went out at ``sent``, its frame number lowered by ``renumbered``."""
         self.frames_sent += 1
-        self.speech_frames += index is not None
+        self.speech_frames += packet.index is not None
         if self.detailed:
-            self.index.append(-1 if index is None else index)
-            self.audio_time.append(audio_time)
-            self.due.append(due)
+            self.index.append(-1 if packet.index is None else packet.index)
+            self.audio_time.append(packet.audio_time)
+            self.due.append(packet.due)
             self.sent.append(sent)
+            self.frame.append(packet.frame - renumbered)
 
     def summary(self) -> dict[str, float | int | None]:
         """Send error of speech frames (sent - due) and the spread of send intervals, in ms."""
@@ -79,10 +93,16 @@ class SendStats:
         }
 
     def frames(self) -> list[dict[str, float | int | None]]:
-        columns = (self.index, self.audio_time, self.due, self.sent)
+        columns = (self.index, self.audio_time, self.due, self.sent, self.frame)
         return [
-            {"index": None if i < 0 else i, "audio_time": None if i < 0 else a, "due": d, "sent": s}
-            for i, a, d, s in zip(*columns, strict=True)
+            {
+                "index": None if i < 0 else i,
+                "audio_time": None if i < 0 else a,
+                "due": d,
+                "sent": s,
+                "frame": f,
+            }
+            for i, a, d, s, f in zip(*columns, strict=True)
         ]
 
 
@@ -144,16 +164,15 @@ class InlinePacer(_Streams):
     def wait_ready(self) -> None:
         """Nothing to wait for."""
 
-    def send(
-        self, packet: bytes, due: float, stream: int, index: int | None, audio_time: float
-    ) -> None:
-        handed = self._handed.get(stream, 0)
-        self._handed[stream] = handed + 1
-        sent = self._pacer.submit(due, packet, stream)
+    def send(self, packet: bytes, handed: Handed) -> None:
+        stream = handed.stream
+        number = self._handed.get(stream, 0)
+        self._handed[stream] = number + 1
+        sent = self._pacer.submit(handed.due, packet, stream)
         if sent is None:
-            self.lost(stream).append(handed)
+            self.lost(stream).append(number)
         else:
-            self.stats(stream).add(index, audio_time, due, sent)
+            self.stats(stream).add(handed, sent, len(self.lost(stream)))
 
     def close(self) -> None:
         """Nothing to close: the sender belongs to the caller."""
@@ -176,9 +195,9 @@ class ProcessPacer(_Streams):
         super().__init__(detailed)
         self._sender, self._fps = sender, fps
         self.clock = clock  # the conductor's: due times are on it
-        # per packet in flight: (stream, its hand-over number there, index, audio time, due,
-        # clock offset); appended before writing, taken by the reader as results come back
-        self._queued: deque[tuple[int, int, int | None, float, float, float]] = deque()
+        # per packet in flight: (what, its hand-over number in its stream, clock offset);
+        # appended before writing, taken by the reader as results come back
+        self._queued: deque[tuple[Handed, int, float]] = deque()
         self._handed: dict[int, int] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()  # set once the process said it is ready, or failed
@@ -223,21 +242,19 @@ class ProcessPacer(_Streams):
         if not self._started:
             self._fall_back()
 
-    def send(
-        self, packet: bytes, due: float, stream: int, index: int | None, audio_time: float
-    ) -> None:
+    def send(self, packet: bytes, handed: Handed) -> None:
         if self._inline is None:
             offset = self._offset()
-            handed = self._handed.get(stream, 0)
-            self._queued.append((stream, handed, index, audio_time, due, offset))
+            number = self._handed.get(handed.stream, 0)
+            self._queued.append((handed, number, offset))
             try:
-                self._write(PACKET.pack(due - offset, len(packet), stream) + packet)
-                self._handed[stream] = handed + 1
+                self._write(PACKET.pack(handed.due - offset, len(packet), handed.stream) + packet)
+                self._handed[handed.stream] = number + 1
                 return
             except OSError:  # the pacer process died: carry on from this thread
                 self._queued.pop()
                 self._fall_back()
-        self._inline.send(packet, due, stream, index, audio_time)  # type: ignore[union-attr]
+        self._inline.send(packet, handed)  # type: ignore[union-attr]
 
     def close(self) -> None:
         """Let the pacer send what it has, then collect its results (drops, times, CPU)."""
@@ -261,8 +278,8 @@ class ProcessPacer(_Streams):
             mine.frames_sent += stats.frames_sent
             mine.speech_frames += stats.speech_frames
             for ours, theirs in zip(
-                (mine.index, mine.audio_time, mine.due, mine.sent),
-                (stats.index, stats.audio_time, stats.due, stats.sent),
+                (mine.index, mine.audio_time, mine.due, mine.sent, mine.frame),
+                (stats.index, stats.audio_time, stats.due, stats.sent, stats.frame),
                 strict=True,
             ):
                 ours.extend(theirs)
@@ -310,11 +327,12 @@ class ProcessPacer(_Streams):
             return
         if not self._queued:
             return
-        stream, handed, index, audio_time, due, offset = self._queued.popleft()
+        handed, number, offset = self._queued.popleft()
+        lost = self.lost(handed.stream)
         if math.isnan(value):
-            self.lost(stream).append(handed)
+            lost.append(number)
         else:
-            self.stats(stream).add(index, audio_time, due, value + offset)
+            self.stats(handed.stream).add(handed, value + offset, len(lost))
 
     def _fall_back(self) -> None:
         if self._inline is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -17,14 +18,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from livelink import REGIONS, FrameTime, LiveLinkReceiver
+from livelink import REGIONS, FrameTime, LiveLinkReceiver, read_csv
 from livelink.names import JAW_OPEN
-from nsplayer.live import SlidingWindows, Timecode
+from nsplayer.engine import Timecode
+from nsplayer.live import SlidingWindows
 
 REST = 0.1  # JawOpen below this is a mouth at rest (idle breathing moves it a little)
 SPEECH = 0.2  # speech opens it well above
@@ -292,3 +295,41 @@ def test_frame_time_from_timecode_matches_time_of_day() -> None:
     now = FrameTime.now(60, 1).to_seconds()
     at = Timecode(60).at(0, time.monotonic()).to_seconds()
     assert abs(at - now) < 0.5
+
+
+def test_live_from_a_file_runs_anywhere_and_records_what_it_sent(tmp_path, capture) -> None:
+    """--input-file plays a file as if it were the microphone: no sound card needed, so the
+    whole live path (input, gate, model, engine) runs here; --save-csv records the take."""
+    csv, stats = tmp_path / "take.csv", tmp_path / "stats.json"
+    wav = Path(__file__).parent.parent / "examples" / "speech.wav"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsplayer.cli", "live", "--input-file", str(wav), "--no-audio",
+         "--target", capture.target, "--save-csv", str(csv), "--stats", str(stats), "--duration",
+         "3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    frames = capture.stop()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("live: 'speech.wav' at 22050 Hz; latency")
+    numbers = [f.time.frame for f in frames]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    jaws = np.array([f.values[JAW_OPEN] for f in frames])
+    assert jaws.max() > SPEECH and jaws[-1] < REST  # spoke, then eased out
+    assert 150 <= len(frames) <= 3 * 60 + 30  # about 3 s at 60 fps
+    take = read_csv(csv)
+    assert len(take.values) == len(frames)
+    assert np.allclose(take.values[:, JAW_OPEN], jaws, atol=1e-6)
+    report = json.loads(stats.read_text())
+    assert report["summary"]["speech_frames"] == len(report["frames"]["sent"]) > 100
+
+
+def test_live_stats_path_is_checked_before_the_take(tmp_path) -> None:
+    wav = Path(__file__).parent.parent / "examples" / "speech.wav"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsplayer.cli", "live", "--input-file", str(wav), "--no-audio",
+         "--stats", "/nonexistent/x.json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "/nonexistent/x.json" in proc.stderr

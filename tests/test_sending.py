@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from livelink import FrameTime, LiveLinkReceiver, LiveLinkSender
 from nsplayer.pacer import release_time
-from nsplayer.sending import InlinePacer, ProcessPacer
+from nsplayer.sending import Handed, InlinePacer, ProcessPacer
 
 FPS = 60
 P = 1.0 / FPS
@@ -51,7 +51,7 @@ def test_process_pacer_sends_every_packet_in_order_never_early(link):
     pacer.wait_ready()
     start = time.monotonic() + 0.1
     for i in range(30):
-        pacer.send(packet(tx, 500 + i, i / 30), start + i * P, 0, i, i * P)
+        pacer.send(packet(tx, 500 + i, i / 30), Handed(0, i, i * P, start + i * P, 0))
     pacer.close()
     frames = received(rx)
     assert [f.time.frame for f in frames] == list(range(500, 500 + len(frames)))
@@ -67,9 +67,9 @@ def test_a_packet_more_than_a_period_late_is_dropped_and_the_timecode_stays_cons
     pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
     now = time.monotonic()
-    pacer.send(packet(tx, 10, 0.1), now + 0.05, 0, 0, 0.0)
-    pacer.send(packet(tx, 11, 0.2), now - 1.0, 0, 1, P)  # a second late: dropped
-    pacer.send(packet(tx, 12, 0.3), now + 0.1, 0, 2, 2 * P)
+    pacer.send(packet(tx, 10, 0.1), Handed(0, 0, 0.0, now + 0.05, 0))
+    pacer.send(packet(tx, 11, 0.2), Handed(0, 1, P, now - 1.0, 0))  # a second late: dropped
+    pacer.send(packet(tx, 12, 0.3), Handed(0, 2, 2 * P, now + 0.1, 0))
     pacer.close()
     frames = received(rx)
     assert [f.time.frame for f in frames] == [10, 11]
@@ -86,7 +86,7 @@ def test_sink_clock_times_are_converted_both_ways(link):
     pacer = ProcessPacer(tx, FPS, lambda: time.monotonic() + shift)
     pacer.wait_ready()
     due = time.monotonic() + shift + 0.05
-    pacer.send(packet(tx, 1), due, 0, 0, 0.0)
+    pacer.send(packet(tx, 1), Handed(0, 0, 0.0, due, 0))
     pacer.close()
     assert len(received(rx)) == 1
     assert 0 <= pacer.stats(0).sent[0] - due < 1.0  # on the sink clock, not monotonic
@@ -96,12 +96,12 @@ def test_a_dead_pacer_process_falls_back_to_sending_from_this_thread(link):
     rx, tx = link
     pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
-    pacer.send(packet(tx, 1), time.monotonic() + 0.02, 0, 0, 0.0)
+    pacer.send(packet(tx, 1), Handed(0, 0, 0.0, time.monotonic() + 0.02, 0))
     time.sleep(0.1)
     pacer._proc.kill()  # the process dies under the player
     pacer._proc.wait()
     for i in range(1, 4):
-        pacer.send(packet(tx, 1 + i), time.monotonic() + 0.01, 0, i, i * P)
+        pacer.send(packet(tx, 1 + i), Handed(0, i, i * P, time.monotonic() + 0.01, 0))
     pacer.close()
     assert [f.time.frame for f in received(rx)] == [1, 2, 3, 4]
     assert pacer.lead == 0.0  # from now on the scheduler hands packets over at their time
@@ -124,7 +124,7 @@ def test_the_pacer_process_runs_real_time_where_allowed_and_says_which(link):
     if hasattr(os, "sched_getscheduler"):
         policy = os.sched_getscheduler(pacer._proc.pid)
         assert policy == (os.SCHED_FIFO if allowed else os.SCHED_OTHER)
-    pacer.send(packet(tx, 3), time.monotonic() + 0.01, 0, 0, 0.0)
+    pacer.send(packet(tx, 3), Handed(0, 0, 0.0, time.monotonic() + 0.01, 0))
     pacer.close()
     assert [f.time.frame for f in received(rx)] == [3]
 
@@ -137,7 +137,7 @@ def test_a_pacer_that_cannot_start_means_inline_sending(link, monkeypatch, inter
     pacer = ProcessPacer(tx, FPS)
     pacer.wait_ready()
     assert pacer.lead == 0.0 and pacer.mode == "inline"
-    pacer.send(packet(tx, 7), time.monotonic() + 0.01, 0, None, 0.0)
+    pacer.send(packet(tx, 7), Handed(0, None, 0.0, time.monotonic() + 0.01, 0))
     pacer.close()
     assert [f.time.frame for f in received(rx)] == [7]
 
@@ -146,8 +146,8 @@ def test_inline_pacer_drops_late_packets_and_renumbers(link):
     rx, tx = link
     pacer = InlinePacer(tx, time.monotonic, FPS)
     now = time.monotonic()
-    pacer.send(packet(tx, 100), now - 0.5, 0, 0, 0.0)  # late: dropped
-    pacer.send(packet(tx, 101), now + 0.01, 0, 1, P)
+    pacer.send(packet(tx, 100), Handed(0, 0, 0.0, now - 0.5, 0))  # late: dropped
+    pacer.send(packet(tx, 101), Handed(0, 1, P, now + 0.01, 0))
     assert [f.time.frame for f in received(rx)] == [100]
     assert pacer.lost(0) == [0]
 
@@ -175,8 +175,8 @@ def test_streams_keep_their_own_spacing_and_frame_numbers(link):
     start = time.monotonic() + 0.05
     for i in range(6):
         late = -1.0 if i == 2 else 0.0  # stream 1's third packet is a second late: dropped
-        pacer.send(packet(tx, 100 + i), start + i * P, 0, i, i * P)
-        pacer.send(packet(tx, 200 + i), start + i * P + late, 1, i, i * P)
+        pacer.send(packet(tx, 100 + i), Handed(0, i, i * P, start + i * P, 0))
+        pacer.send(packet(tx, 200 + i), Handed(1, i, i * P, start + i * P + late, 0))
     pacer.close()
     frames = sorted(f.time.frame for f in received(rx))
     assert frames == [100, 101, 102, 103, 104, 105, 200, 201, 202, 203, 204]

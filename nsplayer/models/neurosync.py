@@ -259,7 +259,7 @@ class HttpClient:
         return text.replace(self._key, "***") if self._key else text
 
 
-class _Workers:
+class Workers:
     """A FIFO pool of daemon threads: segments are answered in order, at most ``n`` at once,
     and a request stuck until its timeout never holds up the exit after Ctrl-C (the
     standard ThreadPoolExecutor joins its threads at exit)."""
@@ -354,7 +354,7 @@ class NeuroSyncModel(FaceModel):
         self.idle_from_frame: int | None = None  # output frame from which rows carry no speech
         self._settings = settings
         self._client = HttpClient(settings)
-        self._pool = _Workers(max(1, settings.max_inflight))
+        self._pool = Workers(max(1, settings.max_inflight))
         self._seg = round(settings.segment_s * SERVER_FPS)
         self._overlap = round(settings.overlap_s * SERVER_FPS)
         self._chunks: list[np.ndarray] = []  # audio from sample self._kept_from on
