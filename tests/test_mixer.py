@@ -144,6 +144,17 @@ def test_voices_at_other_rates_are_resampled_and_mapped():
     assert sink.at(voice.dac_time(2000)) == pytest.approx(0.5)
 
 
+def test_the_cushion_counts_from_the_first_audio_even_if_the_resampler_holds_it():
+    clock, _, mixer = setup()
+    run(clock, mixer, 0.05)
+    voice = mixer.voice(2 * SR, cushion_s=0.05)
+    arrived = clock.t
+    voice.push(np.full(64, 0.5, np.float32))  # less than the resampler's delay
+    clock.t += 0.02
+    voice.push(np.full(2 * SR, 0.5, np.float32))
+    assert voice.dac_time(0) == pytest.approx(arrived + 0.05)
+
+
 def test_room_shrinks_as_audio_queues_and_comes_back_as_it_plays():
     clock, _, mixer = setup()
     voice = mixer.voice(SR, cushion_s=0.05, capacity_s=1.0)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import requests
 import soundfile as sf
+from conftest import needs_pulse
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -27,7 +27,6 @@ from nsplayer.errors import NsplayerError
 from nsplayer.stage.app import AppSettings
 from nsplayer.stage.cast import CastSettings
 from nsplayer.stage.service import Service, StageSettings, running
-from tests.conftest import needs_pulse
 
 SPEECH = Path(__file__).parent.parent / "examples" / "speech.wav"
 JAW = INDEX["JawOpen"]
@@ -404,25 +403,13 @@ def test_a_client_that_never_reads_stalls_nobody(stage, frames, speech):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_eases_every_face_out_and_exits_128_plus_it(frames, speech, signum):
+def test_a_signal_eases_every_face_out_and_exits_128_plus_it(frames, speech, signum, tmp_path):
     pcm, rate = speech
-    command = [
-        sys.executable,
-        "-m",
-        "nsplayer.cli",
-        "stage",
-        "--port",
-        "0",
-        "--audio",
-        "none",
-        "--target",
-        frames.target,
-        "--subject",
-        "anna",
-        "--subject",
-        "bob",
-    ]
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    stats = tmp_path / "stats.json"
+    command = [sys.executable, "-m", "nsplayer.cli", "stage", "--port", "0", "--audio", "none",
+               "--target", frames.target, "--subject", "anna", "--subject", "bob",
+               "--stats", str(stats)]  # fmt: skip
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()
     port = int(line.split("ws://127.0.0.1:")[1].split("/")[0])
     client = Client(f"ws://127.0.0.1:{port}/v1/stream")
@@ -441,6 +428,9 @@ def test_a_signal_eases_every_face_out_and_exits_128_plus_it(frames, speech, sig
         sent = frames.of(subject)
         assert consecutive(sent)
         assert sent[-1].values[JAW] < REST
+    reports = json.loads(stats.read_text())["subjects"]
+    assert [r["subject"] for r in reports] == ["anna", "bob"]
+    assert all(r["summary"]["speech_frames"] > 30 for r in reports)
 
 
 @needs_pulse

@@ -61,16 +61,22 @@ class Voice:
     def push(self, pcm: np.ndarray) -> None:
         """Queue mono float32 samples (check ``room_s`` first: the queue is not refused)."""
         block = np.asarray(pcm, np.float32).reshape(-1)
+        if not len(block):
+            return
         if self._resampler is not None:
             block = self._resampler.process(block[:, None])[:, 0]
         self._queue(block)
 
     def _queue(self, block: np.ndarray) -> None:
+        """Queue converted samples; the cushion counts from the first audio's arrival, even
+        if the resampler holds it back for a while."""
         with self._mixer.lock:
-            if self._cut or self._ended or not len(block):
+            if self._cut or self._ended:
                 return
             if self._start_at is None:
                 self._start_at = self._mixer.now() + self._cushion / self._mixer.rate
+            if not len(block):
+                return
             self._pending.append(block)
             self._queued += len(block)
             self._pushed += len(block)

@@ -16,12 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
 
 from nsplayer.audio.mixer import Mixer
 from nsplayer.audio.sinks import NullSink, open_sink
-from nsplayer.engine import Conductor
+from nsplayer.engine import Conductor, write_json
 from nsplayer.errors import NsplayerError
 from nsplayer.netaddr import bind_error, host_port, is_loopback, resolve
 from nsplayer.stage.app import AppSettings, build_app
@@ -47,6 +48,7 @@ class StageSettings:
     av_offset_ms: float = 0.0
     cast: CastSettings = field(default_factory=CastSettings)
     app: AppSettings = field(default_factory=AppSettings)
+    stats: Path | None = None  # every subject's per-frame timing report, written at the end
     verbose: int = 0
 
 
@@ -68,6 +70,7 @@ class Stage:
                 settings.cast.fps,
                 settings.targets,
                 av_offset_ms=settings.av_offset_ms,
+                detailed=settings.stats is not None,
             )
             self.cast = Cast(settings.cast, self.conductor, self.mixer)
             for name in settings.subjects:
@@ -93,6 +96,9 @@ class Stage:
             self._thread.join(timeout=2.0)
         self.conductor.close()
         self.mixer.close()
+        if self.settings.stats is not None:
+            reports = [self.conductor.report(p) for p in self.conductor.performers]
+            write_json(self.settings.stats, {"subjects": reports})
 
     def _perform(self) -> None:
         """The conductor's thread: every subject's frames until the end, then the ease-out."""
