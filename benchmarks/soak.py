@@ -6,6 +6,8 @@ One function per row; each starts its own `nsplayer serve` subprocess, samples t
 thread count of its whole process tree (the server and any --workers processes) every 50 ms,
 and returns a row of the markdown table:
 
+* `serve` answering one 1-minute and one 10-minute request (peak RSS should not grow with
+  the duration: the audio is decoded in blocks; what grows is the answer, 61 values a frame);
 * `serve` under 16 concurrent clients posting 10 s speech clips in a loop;
 * the same with `--workers 2` (model workers as processes);
 * `serve` under a slowloris of 500 connections trickling a request head one byte a second
@@ -116,18 +118,21 @@ class Latencies:
     ok: list[float] = field(default_factory=list)
     busy: int = 0
 
+    def post(self, session: requests.Session, url: str, body: bytes) -> None:
+        """One request, timed; a 503 is counted, and the caller retries after 0.1 s."""
+        start = time.perf_counter()
+        resp = session.post(url, data=body, timeout=600)
+        if resp.status_code == 503:
+            self.busy += 1
+            time.sleep(0.1)
+            return
+        resp.raise_for_status()
+        self.ok.append(time.perf_counter() - start)
+
     def post_until(self, url: str, body: bytes, stop_at: float) -> None:
-        """Post ``body`` in a loop until ``stop_at``; a 503 is counted and retried after 0.1 s."""
         with requests.Session() as session:
             while time.perf_counter() < stop_at:
-                start = time.perf_counter()
-                resp = session.post(url, data=body, timeout=120)
-                if resp.status_code == 503:
-                    self.busy += 1
-                    time.sleep(0.1)
-                    continue
-                resp.raise_for_status()
-                self.ok.append(time.perf_counter() - start)
+                self.post(session, url, body)
 
 
 def row(name: str, seconds: float, lat: Latencies, server: Served) -> str:
@@ -136,6 +141,26 @@ def row(name: str, seconds: float, lat: Latencies, server: Served) -> str:
         f"| {name} | {seconds:.0f} | {len(lat.ok)} | {lat.busy} | {ms[0]:.0f} | {ms[1]:.0f} | "
         f"{server.peak_rss_kb / 1024:.0f} | {server.max_threads} |"
     )
+
+
+def long_request(minutes: float) -> str:
+    """One request with ``minutes`` of speech (and a second, so the peak is steady)."""
+    clip = speech_wav(60.0 * minutes)
+    lat = Latencies()
+    start = time.perf_counter()
+    with Served(("--max-body-mb", "100")) as server, requests.Session() as session:
+        for _ in range(2):
+            lat.post(session, server.url, clip)
+    seconds = time.perf_counter() - start
+    return row(f"serve: one {minutes:g}-minute request at a time", seconds, lat, server)
+
+
+def serve_1_minute(_: float) -> str:
+    return long_request(1)
+
+
+def serve_10_minutes(_: float) -> str:
+    return long_request(10)
 
 
 def concurrent_clients(seconds: float, clients: int = 16, *args: str) -> str:
@@ -218,6 +243,8 @@ def _nudge(sock: socket.socket, sent: int, head: bytes) -> tuple[socket.socket |
 
 
 ROWS: tuple[Callable[[float], str], ...] = (
+    serve_1_minute,
+    serve_10_minutes,
     serve_16_clients,
     serve_16_clients_2_workers,
     serve_slowloris,

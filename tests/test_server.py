@@ -21,7 +21,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nsplayer.netaddr import is_loopback
-from nsplayer.server import API_PATH, BadAudio, Server, ServerSettings, audio_blocks, running
+from nsplayer.server import (
+    API_PATH,
+    BadAudio,
+    Server,
+    ServerSettings,
+    answer_json,
+    audio_blocks,
+    running,
+)
 
 
 def speechlike(seconds: float, rate: int) -> np.ndarray:
@@ -250,3 +258,12 @@ def test_workers_are_processes_that_answer_like_one_worker() -> None:
         status, _, bad = request(two, "POST", API_PATH, b"RIFF\x00\x00\x00\x00WAVEjunk")
     assert all(status == 200 and body == expected for status, _, body in answers)
     assert status == 400 and "could not decode" in bad["error"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 200), st.sampled_from([61, 68]), st.integers(0, 2**32 - 1))
+def test_answer_json_is_the_rows_to_5_decimals(n: int, width: int, seed: int) -> None:
+    frames = np.random.default_rng(seed).uniform(-1, 1, (n, width)).astype(np.float32)
+    rows = json.loads(answer_json(frames))["blendshapes"]
+    assert np.asarray(rows).reshape(n, width).shape == (n, width)
+    np.testing.assert_allclose(np.asarray(rows).reshape(n, width), frames, atol=5.1e-6)
