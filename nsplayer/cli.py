@@ -8,7 +8,12 @@ from functools import partial
 import click
 
 from nsplayer import __version__
+from nsplayer.animation.compose import GAIN_REGIONS
+from nsplayer.audio.sinks import UNDERRUN_MODES
+from nsplayer.audio.sources import MAX_RATE, MIN_RATE, SAMPLE_FORMATS
 from nsplayer.errors import NsplayerError
+from nsplayer.models import MODEL_NAMES
+from nsplayer.models.base import ON_MODEL_ERROR
 
 
 class _Group(click.Group):
@@ -21,11 +26,16 @@ class _Group(click.Group):
         except NsplayerError as exc:
             click.echo(f"nsplayer: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # one line, like every other error
+            command = exc.ctx.info_name if exc.ctx is not None else ""
+            hint = f" — see `nsplayer {command} --help`" if exc.ctx is not ctx else ""
+            click.echo(f"nsplayer: error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             sys.exit(130)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nsplayer")
 def main() -> None:
     """Speech audio to ARKit face animation, streamed to Unreal Engine over Live Link."""
@@ -143,17 +153,33 @@ def export(
 # --- play / replay / idle / devices (player) ---------------------------------------------------
 
 _FILE = click.Path(dir_okay=False)
-_COMMON_OPTIONS = (
+_OUTPUT_OPTIONS = (  # every command that sends frames
     click.option(
         "--target",
         "targets",
         multiple=True,
         metavar="HOST:PORT",
-        help="Where UE listens (repeatable). [default: 127.0.0.1:11111]",
+        help="Where UE listens (repeatable; IPv6 as [::1]:11111). [default: 127.0.0.1:11111]",
     ),
     click.option("--subject", help="Live Link subject name shown in UE. [default: nsplayer]"),
     click.option("--fps", type=click.IntRange(1, 240), help="Frames per second. [default: 60]"),
-    click.option("--model", type=click.Choice(["embedded", "neurosync"]), help="Face model."),
+    click.option("--config", "config_path", type=_FILE, help="YAML config file."),
+    click.option("--stats", type=_FILE, help="Write send-timing statistics (JSON) here."),
+    click.option("--save-csv", type=_FILE, help="Record the sent frames as Live Link Face CSV."),
+    click.option("--seed", type=int, help="Seed for the idle animation (reproducible runs)."),
+    click.option(
+        "--gain",
+        "gains",
+        multiple=True,
+        metavar="REGION=X",
+        help=f"Scale the model's motion, e.g. jaw=1.2 ({', '.join(GAIN_REGIONS)}).",
+    ),
+    click.option("--emotion", metavar="NAME:W,...", help="Emotion overlay, e.g. happy:0.4."),
+    click.option("-v", "--verbose", count=True, help="More output."),
+    click.option("-q", "--quiet", count=True, help="Less output."),
+)
+_MODEL_OPTIONS = (  # commands that run a model on audio
+    click.option("--model", type=click.Choice(MODEL_NAMES), help="Face model."),
     click.option("--url", help="NeuroSync API URL (--model neurosync)."),
     click.option("--api-key", help="API key for a remote NeuroSync API (or NSPLAYER_API_KEY)."),
     click.option(
@@ -165,7 +191,7 @@ _COMMON_OPTIONS = (
     click.option(
         "--on-model-error",
         "neurosync_on_model_error",
-        type=click.Choice(["embedded", "idle", "stop"]),
+        type=click.Choice(ON_MODEL_ERROR),
         help="If the NeuroSync server fails mid-play. [default: embedded]",
     ),
     click.option(
@@ -189,8 +215,12 @@ _COMMON_OPTIONS = (
         metavar="S",
         help="NeuroSync answer timeout per segment. [default: 30]",
     ),
+)
+_DEVICE_OPTIONS = (  # commands that play sound
     click.option("--device", help="Audio output: index or name (see `nsplayer devices`)."),
     click.option("--no-audio", is_flag=True, help="Play no sound; keep time on the null sink."),
+)
+_SYNC_OPTIONS = (  # commands that follow the sound card's clock
     click.option(
         "--av-offset",
         "av_offset_ms",
@@ -198,27 +228,20 @@ _COMMON_OPTIONS = (
         metavar="MS",
         help="Face later (+) / earlier (-).",
     ),
-    click.option("--config", "config_path", type=_FILE, help="YAML config file."),
-    click.option("--stats", type=_FILE, help="Write send-timing statistics (JSON) here."),
-    click.option("--save-csv", type=_FILE, help="Record the sent frames as Live Link Face CSV."),
-    click.option("--seed", type=int, help="Seed for the idle animation (reproducible runs)."),
-    click.option("--gain", "gains", multiple=True, metavar="REGION=X", help="e.g. jaw=1.2."),
-    click.option("--emotion", metavar="NAME:W,...", help="Emotion overlay, e.g. happy:0.4."),
-    click.option("-v", "--verbose", count=True, help="More output."),
-    click.option("-q", "--quiet", count=True, help="Less output."),
 )
+_RATE = click.IntRange(MIN_RATE, MAX_RATE)
 _STREAM_OPTIONS = (
     click.option("--raw", is_flag=True, help="stdin is raw PCM (needs --rate)."),
     click.option(
         "--rate",
-        type=int,
+        type=_RATE,
         help="Sample rate in Hz: of raw PCM, or of a WAV stream on stdin (then the sound "
         "device opens before the header arrives, for a quicker start).",
     ),
     click.option("--channels", type=int, help="Channels of raw PCM or a WAV stream. [default: 1]"),
     click.option(
         "--sample-format",
-        type=click.Choice(["s16le", "s32le", "f32le"]),
+        type=click.Choice(list(SAMPLE_FORMATS)),
         help="Raw PCM sample format. [default: s16le]",
     ),
     click.option(
@@ -226,7 +249,7 @@ _STREAM_OPTIONS = (
     ),
     click.option(
         "--underrun",
-        type=click.Choice(["silence", "pause"]),
+        type=click.Choice(UNDERRUN_MODES),
         help="On a stdin gap: resume at once (silence) or refill the buffer first (pause).",
     ),
 )
@@ -239,8 +262,24 @@ def _apply(options: tuple, func):
 
 
 def common_options(func):
-    """The options every streaming command takes; turn them into Options with build_options."""
-    return _apply(_COMMON_OPTIONS, func)
+    """The options of commands that play audio through a model (play, and stage's base);
+    turn them into Options with build_options."""
+    return _apply(_OUTPUT_OPTIONS + _MODEL_OPTIONS + _DEVICE_OPTIONS + _SYNC_OPTIONS, func)
+
+
+def output_options(func):
+    """The options every frame-sending command takes (idle has only these)."""
+    return _apply(_OUTPUT_OPTIONS, func)
+
+
+def replay_options(func):
+    """replay: frames come from a file, so no model options."""
+    return _apply(_OUTPUT_OPTIONS + _DEVICE_OPTIONS + _SYNC_OPTIONS, func)
+
+
+def live_options(func):
+    """live: frames go out as computed (no sound-card clock); the output is only --monitor's."""
+    return _apply(_OUTPUT_OPTIONS + _MODEL_OPTIONS + _DEVICE_OPTIONS, func)
 
 
 def stream_options(func):
@@ -249,15 +288,11 @@ def stream_options(func):
 
 
 def build_options(ctx: click.Context, params: dict):
-    """Options from the flags the user actually gave (pops them from ``params``).
-
-    Precedence (command line > NSPLAYER_* env > config file > defaults) is load_options's.
-    """
-    from pathlib import Path
-
+    """Options from the flags the user actually gave (pops them from ``params``); the rest
+    (precedence, renames, checks) is ``options_from_cli``'s."""
     from click.core import ParameterSource
 
-    from nsplayer.config import load_options
+    from nsplayer.config import options_from_cli
 
     names = [p.name for p in ctx.command.params if p.name in params]
     given = {
@@ -267,30 +302,7 @@ def build_options(ctx: click.Context, params: dict):
     }
     for name in names:
         params.pop(name, None)
-    config = given.pop("config_path", None)
-    given = {k.replace("neurosync_", "neurosync.", 1): v for k, v in given.items()}
-    verbose = given.pop("verbose", 0) - given.pop("quiet", 0)
-    if verbose:
-        given["verbose"] = verbose
-    if "gains" in given:
-        given["gains"] = _parse_gains(given["gains"])
-    for key in ("stats", "save_csv"):
-        if key in given:
-            given[key] = Path(given[key])
-    return load_options(given, Path(config) if config else None)
-
-
-def _parse_gains(items: tuple[str, ...]) -> dict[str, float]:
-    gains = {}
-    for item in items:
-        region, sep, value = item.partition("=")
-        try:
-            gains[region.strip().lower()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise NsplayerError(f"--gain {item!r}: expected REGION=NUMBER, e.g. jaw=1.2")
-    return gains
+    return options_from_cli(given)
 
 
 def _finish(result, options) -> None:
@@ -324,7 +336,7 @@ def play(ctx: click.Context, source: str, raw: bool, rate, channels, sample_form
 @main.command()
 @click.argument("audio")
 @click.argument("shapes")
-@common_options
+@replay_options
 @stream_options
 @click.pass_context
 def replay(
@@ -343,7 +355,7 @@ def replay(
 
 
 @main.command()
-@common_options
+@output_options
 @click.option("--duration", type=click.FloatRange(0), help="Seconds (default: until Ctrl-C).")
 @click.pass_context
 def idle(ctx: click.Context, duration: float | None, **params):
@@ -434,9 +446,9 @@ def serve(host: str, port: int, rows: str, max_body_mb: float, **params) -> None
 
 
 @main.command()
-@common_options
+@live_options
 @click.option("--input-device", metavar="NAME|INDEX", help="Microphone (see `nsplayer devices`).")
-@click.option("--rate", type=click.IntRange(8000, 192000), help="Input rate. [default: device's]")
+@click.option("--rate", type=_RATE, help="Input rate. [default: device's]")
 @click.option(
     "--block",
     "block_ms",

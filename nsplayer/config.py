@@ -24,9 +24,13 @@ from pathlib import Path
 
 import yaml
 
+from livelink.udp import parse_target
 from nsplayer.animation import Gains, IdleSettings
 from nsplayer.animation.emotion import emotion_weights, parse_emotion
+from nsplayer.audio.sinks import UNDERRUN_MODES
 from nsplayer.errors import NsplayerError
+from nsplayer.models import MODEL_NAMES
+from nsplayer.models.base import ON_MODEL_ERROR
 from nsplayer.models.neurosync import DEFAULT_URL, NeuroSyncSettings
 
 CONFIG_NAME = "nsplayer.yaml"
@@ -66,7 +70,8 @@ Convert = Callable[[object, bool], object]  # (value, came_from_text) -> checked
 
 
 def _number(kind: type, lo: float, hi: float) -> Convert:
-    what = f"{'an integer' if kind is int else 'a number'} in {lo:g}..{hi:g}"
+    bounds = f"{int(lo)}..{int(hi)}" if kind is int else f"{lo:g}..{hi:g}"
+    what = f"{'an integer' if kind is int else 'a number'} in {bounds}"
 
     def convert(value: object, text: bool) -> object:
         if text and isinstance(value, str):
@@ -125,18 +130,22 @@ def _optional(convert: Convert) -> Convert:
 
 
 def _targets(value: object, text: bool) -> tuple[str, ...]:
-    what = "HOST:PORT or a list of them, e.g. 127.0.0.1:11111"
+    """HOST:PORT items (a list, or one comma-separated string), read by the same parser the
+    sender uses: ``localhost:11111``, ``[::1]:11111``, a bare host takes port 11111."""
+    what = "HOST:PORT or a list of them, e.g. 127.0.0.1:11111 or [::1]:11111"
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
         raise _Bad(what)
-    targets = tuple(t.strip() for item in items for t in item.split(",") if t.strip())
-    for target in targets:
-        host, _, port = target.rpartition(":")
-        if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise _Bad(f"{what}; {target!r} is not")
+    targets = []
+    for target in (t.strip() for item in items for t in item.split(",") if t.strip()):
+        try:
+            host, port = parse_target(target)
+        except ValueError:
+            raise _Bad(f"{what}; {_short(target)} is not") from None
+        targets.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     if not targets:
         raise _Bad(what)
-    return targets
+    return tuple(targets)
 
 
 def _path(value: object, text: bool) -> Path:
@@ -159,7 +168,7 @@ _KEYS: dict[str, Convert] = {
     "subject": _string,
     "device_id": _optional(_string),
     "fps": _number(int, 1, 240),
-    "model": _choice("embedded", "neurosync"),
+    "model": _choice(*MODEL_NAMES),
     "neurosync.url": _string,
     "neurosync.api_key": _optional(_string),
     "neurosync.connect_timeout": _number(float, 0.1, 600),
@@ -168,7 +177,7 @@ _KEYS: dict[str, Convert] = {
     "neurosync.max_inflight": _number(int, 1, 16),
     "neurosync.segment_s": _number(float, 2, 120),
     "neurosync.overlap_s": _number(float, 0.1, 10),
-    "neurosync.on_model_error": _choice("embedded", "idle", "stop"),
+    "neurosync.on_model_error": _choice(*ON_MODEL_ERROR),
     "neurosync.allow_insecure": _bool,
     "device": _optional(_string),
     "input_device": _optional(_string),
@@ -183,7 +192,7 @@ _KEYS: dict[str, Convert] = {
     "emotion": _optional(_emotion),
     "seed": _optional(_number(int, 0, 2**32 - 1)),
     "buffer_ms": _number(float, 0, 10000),
-    "underrun": _choice("silence", "pause"),
+    "underrun": _choice(*UNDERRUN_MODES),
     "stats": _optional(_path),
     "save_csv": _optional(_path),
     "verbose": _number(int, -9, 9),
@@ -405,3 +414,40 @@ def load_options(
     flat.update(_read_env(env))
     flat.update(_flatten("command line", {k: v for k, v in cli.items() if v is not None}))
     return _build(flat)
+
+
+def options_from_cli(given: Mapping[str, object], env: Mapping[str, str] = os.environ) -> Options:
+    """Options from the command-line flags the user gave (click's parameter names), merged
+    over the config file and the environment by ``load_options``."""
+    given = {k.replace("neurosync_", "neurosync.", 1): v for k, v in given.items()}
+    config = given.pop("config_path", None)
+    verbose = int(given.pop("verbose", 0) or 0) - int(given.pop("quiet", 0) or 0)  # type: ignore[call-overload]
+    if verbose:
+        given["verbose"] = verbose
+    if given.get("gains"):
+        given["gains"] = parse_gains(given["gains"])  # type: ignore[arg-type]
+    for key in ("stats", "save_csv"):
+        if given.get(key) is not None:
+            given[key] = Path(given[key])  # type: ignore[arg-type]
+    return load_options(given, Path(config) if config else None, env)  # type: ignore[arg-type]
+
+
+def parse_gains(items: tuple[str, ...]) -> dict[str, float]:
+    """``--gain REGION=X`` items to ``{region: X}``; an unknown region lists the known ones."""
+    regions = [f.name for f in fields(Gains)]
+    gains = {}
+    for item in items:
+        region, sep, value = item.partition("=")
+        region = region.strip().lower()
+        try:
+            gains[region] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise NsplayerError(f"--gain {_short(item)}: expected REGION=NUMBER, e.g. jaw=1.2")
+        if region not in regions:
+            raise NsplayerError(
+                f"--gain {_short(item)}: no region {_short(region)} — use one of "
+                f"{', '.join(regions)}"
+            )
+    return gains

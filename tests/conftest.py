@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
 import time
 
 import pytest
+from hypothesis import settings
 
 from livelink import LiveLinkReceiver
+
+# CI (.ci/run sets CI=true) runs the same examples every time: a red build is reproducible
+# and never random. Locally Hypothesis explores anew each run.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 class Capture:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nsplayer.animation import Gains, IdleSettings
@@ -143,7 +143,7 @@ def test_user_config_dir_per_platform(tmp_path):
         ("fps: sixty\n", "'fps' must be an integer in 1..240, got 'sixty'"),
         ("fps: 500\n", "'fps' must be an integer in 1..240, got 500"),
         ("fps: true\n", "'fps' must be an integer"),
-        ("targets: [localhost]\n", "'targets' must be HOST:PORT"),
+        ("targets: [\"localhost:99999\"]\n", "'targets' must be HOST:PORT"),
         ("targets: 'host:99999'\n", "'targets' must be HOST:PORT"),
         ("underrun: stop\n", "'underrun' must be silence or pause, got 'stop'"),
         (
@@ -217,6 +217,7 @@ _ENV_NAMES = st.sampled_from(
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(_ENV_NAMES, st.text(max_size=20), max_size=4))
+@example({"NSPLAYER_EMOTION": "0\n0"})  # once a two-line error
 def test_any_environment_text_gives_options_or_one_line_error(tmp_path_factory, env):
     base = tmp_path_factory.mktemp("h")
     try:
@@ -237,3 +238,18 @@ def test_any_file_text_gives_options_or_one_line_error(tmp_path_factory, text):
         load_options({}, path, env={})
     except NsplayerError as exc:
         assert str(exc).startswith(f"config {path}") and "\n" not in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("localhost", ("localhost:11111",)),
+        ("::1", ("[::1]:11111",)),
+        ("[::1]:9000", ("[::1]:9000",)),
+        ("127.0.0.1:5, host.example:7", ("127.0.0.1:5", "host.example:7")),
+    ],
+)
+def test_targets_are_read_by_the_senders_own_parser(home, given, expected):
+    """One parser for config, environment and command line: the one the sender uses."""
+    assert load_options({}, None, env={"NSPLAYER_TARGETS": given}).targets == expected
+    assert load_options({"targets": [given]}, None, env={}).targets == expected

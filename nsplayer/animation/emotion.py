@@ -50,10 +50,10 @@ def emotion_weights(emotion: Mapping[str, float]) -> np.ndarray:
         key = str(name).strip().lower()
         if key not in EMOTIONS:
             raise NsplayerError(
-                f"unknown emotion '{name}' — use one of {', '.join(EMOTIONS)}, e.g. happy:0.4"
+                f"unknown emotion {str(name)!r} — use one of {', '.join(EMOTIONS)}, e.g. happy:0.4"
             )
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise NsplayerError(f"emotion '{key}' weight must be a number in 0..1, got {value!r}")
+            raise NsplayerError(f"emotion {key!r} weight must be a number in 0..1, got {value!r}")
         weights[EMOTIONS.index(key)] = value
     return weights
 
@@ -71,7 +71,7 @@ def parse_emotion(text: str) -> dict[str, float]:
         except ValueError:
             weight = None
         if not sep or weight is None:
-            raise NsplayerError(f"bad emotion '{item}' — write NAME:WEIGHT, e.g. happy:0.4")
+            raise NsplayerError(f"bad emotion {item!r} — write NAME:WEIGHT, e.g. happy:0.4")
         result[name.strip().lower()] = weight
     emotion_weights(result)  # validates names and ranges
     return result

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 EMOTION_NAMES = ("Angry", "Disgusted", "Fearful", "Happy", "Neutral", "Sad", "Surprised")
+ON_MODEL_ERROR = ("embedded", "idle", "stop")  # what a remote model's failure mid-run leads to
 N_SHAPES = 61
 N_WITH_EMOTIONS = N_SHAPES + len(EMOTION_NAMES)
 

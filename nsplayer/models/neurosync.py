@@ -36,7 +36,13 @@ import numpy as np
 import soundfile as sf
 
 from nsplayer.errors import NsplayerError
-from nsplayer.models.base import N_SHAPES, N_WITH_EMOTIONS, FaceModel, with_neutral_emotions
+from nsplayer.models.base import (
+    N_SHAPES,
+    N_WITH_EMOTIONS,
+    ON_MODEL_ERROR,
+    FaceModel,
+    with_neutral_emotions,
+)
 from nsplayer.netaddr import is_loopback
 
 if TYPE_CHECKING:
@@ -50,6 +56,7 @@ SERVER_FPS = 60
 MIN_CONTEXT_S = 2.2  # NeuroSync needs ~128 frames of context: never send less if we have it
 REQUEST_ALLOWANCE_S = 1.0  # expected worst request time on a healthy server
 BACKOFF_S = 0.2  # first retry delay; doubles per attempt
+MAX_RETRY_AFTER_S = 5.0  # a busy server's Retry-After is honoured up to this
 FAR_OUT_OF_RANGE = 1.5  # |value| beyond this is garbage, not overshoot
 _ROW_BYTES = N_WITH_EMOTIONS * 24  # generous JSON size of one row
 ERROR_TEXT_CHARS = 200  # of a server's error body, shown in our message
@@ -82,7 +89,12 @@ class _Pending(NamedTuple):
 
 
 class _Retryable(Exception):
-    """A failure worth another attempt (connection error, 5xx); carries a safe message."""
+    """A failure worth another attempt (connection error, 5xx); carries a safe message and
+    how long the server asked us to wait (Retry-After of a busy server)."""
+
+    def __init__(self, message: str, after: float = 0.0) -> None:
+        super().__init__(message)
+        self.after = after
 
 
 class HttpClient:
@@ -117,7 +129,8 @@ class HttpClient:
             except _Retryable as exc:
                 if attempt >= self._settings.retries:
                     raise NsplayerError(str(exc)) from None
-            time.sleep(BACKOFF_S * 2**attempt)
+                delay = max(BACKOFF_S * 2**attempt, exc.after)
+            time.sleep(delay)
             attempt += 1
 
     def close(self) -> None:
@@ -166,6 +179,13 @@ class HttpClient:
 
     def _check_status(self, resp: requests.Response) -> None:
         code = resp.status_code
+        after = resp.headers.get("Retry-After", "")
+        if code == 503 and after.isdigit():  # busy (e.g. nsplayer serve's queue is full)
+            raise _Retryable(
+                f"model server at {self.url} is busy (HTTP 503){self._detail(resp)} — "
+                f"try again later, or use --model embedded",
+                min(float(after), MAX_RETRY_AFTER_S),
+            )
         if code >= 500:
             raise _Retryable(
                 f"model server at {self.url} failed: HTTP {code}{self._detail(resp)} — "
@@ -338,7 +358,7 @@ class NeuroSyncModel(FaceModel):
         self, sample_rate: int, fps: int = 60, settings: NeuroSyncSettings | None = None
     ) -> None:
         settings = settings or NeuroSyncSettings()
-        if settings.on_model_error not in ("embedded", "idle", "stop"):
+        if settings.on_model_error not in ON_MODEL_ERROR:
             raise NsplayerError(
                 f"on_model_error must be embedded, idle or stop, not {settings.on_model_error!r}"
             )
