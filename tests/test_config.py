@@ -143,7 +143,7 @@ def test_user_config_dir_per_platform(tmp_path):
         ("fps: sixty\n", "'fps' must be an integer in 1..240, got 'sixty'"),
         ("fps: 500\n", "'fps' must be an integer in 1..240, got 500"),
         ("fps: true\n", "'fps' must be an integer"),
-        ("targets: [\"localhost:99999\"]\n", "'targets' must be HOST:PORT"),
+        ('targets: ["localhost:99999"]\n', "'targets' must be HOST:PORT"),
         ("targets: 'host:99999'\n", "'targets' must be HOST:PORT"),
         ("underrun: stop\n", "'underrun' must be silence or pause, got 'stop'"),
         (

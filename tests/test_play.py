@@ -155,7 +155,10 @@ def test_play_stdin_raw_pcm(tmp_path):
         (["replay", "x.wav", "x.csv", "--model", "neurosync"], "No such option '--model'"),
         (["play", "x.wav", "--gain", "lips=1"], "no region 'lips' — use one of mouth, jaw"),
         (["play", "x.wav", "--target", "localhost:99999"], "'targets' must be HOST:PORT"),
-        (["play", "-", "--rate", "12"], "Invalid value for '--rate': 12 is not in the range 8000<=x<=384000"),
+        (
+            ["play", "-", "--rate", "12"],
+            "Invalid value for '--rate': 12 is not in the range 8000<=x<=384000",
+        ),
         (["play", "x.wav", "--target", "nonsense:99999"], ""),
         (["replay", "missing.wav", "shapes.csv"], ""),
     ],
