@@ -414,13 +414,18 @@ def test_urls_that_parsers_read_differently_are_refused(url: str, needle: str) -
 
 
 class Answering:
-    """A one-shot HTTP server answering every request with ``status`` and ``body``."""
+    """An HTTP server giving each request the next of ``replies`` (status, body, extra
+    header lines), the last one for ever after; it notes when each request arrived."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, *replies: tuple[int, bytes, str]) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}{API_PATH}"
-        reply = b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-        self.reply = reply % (status, len(body), body)
+        self.replies = [
+            b"HTTP/1.1 %d X\r\nContent-Length: %d\r\nConnection: close\r\n%s\r\n%s"
+            % (status, len(body), extra.encode(), body)
+            for status, body, extra in replies
+        ]
+        self.arrivals: list[float] = []
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
@@ -433,11 +438,12 @@ class Answering:
                 data = b""
                 while not complete(data):
                     data += conn.recv(65536)
-                conn.sendall(self.reply)
+                self.arrivals.append(time.monotonic())
+                conn.sendall(self.replies[min(len(self.arrivals), len(self.replies)) - 1])
 
 
 def error_from(status: int, body: bytes) -> str:
-    server = Answering(status, body)
+    server = Answering((status, body, ""))
     client = HttpClient(NeuroSyncSettings(url=server.url, api_key=KEY, retries=0))
     try:
         with pytest.raises(NsplayerError) as err:
@@ -452,6 +458,31 @@ def error_from(status: int, body: bytes) -> str:
 def test_a_key_straddling_the_cut_is_masked(offset: int) -> None:
     message = error_from(400, b"z" * offset + KEY.encode() + b"z" * 50)
     assert not any(KEY[:n] in message for n in range(4, len(KEY) + 1))
+
+
+def test_a_busy_server_is_asked_again_after_its_retry_after() -> None:
+    rows = json.dumps({"blendshapes": [[0.1] * 61] * 6}).encode()
+    busy = (503, b'{"error": "server busy"}', "Retry-After: 1\r\n")
+    server = Answering(busy, (200, rows, ""))
+    client = HttpClient(NeuroSyncSettings(url=server.url, retries=1))
+    try:
+        got = client.post(b"\0\0", 6)
+    finally:
+        client.close()
+        server.sock.close()
+    assert got.shape == (6, 61)
+    assert server.arrivals[1] - server.arrivals[0] >= 1.0  # not the 0.2 s backoff
+
+
+def test_a_server_busy_to_the_end_says_so() -> None:
+    message = error_from(503, b'{"error": "server busy"}')
+    assert "is busy (HTTP 503)" not in message  # no Retry-After: an ordinary 5xx
+    server = Answering((503, b"busy", "Retry-After: 0\r\n"))
+    client = HttpClient(NeuroSyncSettings(url=server.url, retries=1))
+    with pytest.raises(NsplayerError, match=r"is busy \(HTTP 503\) busy — try again later"):
+        client.post(b"\0\0", 1)
+    client.close()
+    server.sock.close()
 
 
 def test_5xx_says_what_failed() -> None:
