@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import shutil
@@ -131,23 +130,16 @@ def speech() -> tuple[np.ndarray, int]:
 
 
 async def stream(ws, subject: str, uid: str, pcm: np.ndarray, rate: int, paced: bool) -> float:
-    """One utterance in 40 ms chunks; returns when its first chunk was sent."""
+    """One utterance in 40 ms binary chunks; returns when its first chunk was sent."""
     await ws.send(json.dumps({"type": "utterance.start", "subject": subject, "utterance_id": uid}))
     step = round(CHUNK_S * rate)
     first = time.monotonic()
     for k, start in enumerate(range(0, len(pcm), step)):
         if paced:
             await asyncio.sleep(max(0.0, first + k * CHUNK_S - time.monotonic()))
-        chunk = pcm[start : start + step].tobytes()
-        await ws.send(json.dumps(
-            {"type": "utterance.audio", "utterance_id": uid, "audio_b64": _b64(chunk)}
-        ))  # fmt: skip
+        await ws.send(pcm[start : start + step].tobytes())
     await ws.send(json.dumps({"type": "utterance.end", "utterance_id": uid}))
     return first
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 async def events(ws, kind: str, uid: str) -> dict:

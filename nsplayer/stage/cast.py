@@ -27,6 +27,9 @@ from nsplayer.models.base import FaceModel
 from nsplayer.stage.protocol import ProtocolError
 
 CUSHION_EXTRA_S = 0.06  # jitter cushion on top of the model's look-ahead
+FEED_S = 0.08  # model blocks: two 40 ms chunks; a frame's audio then waits <= 40 ms more,
+HORIZON_S = 0.04  # within the cushion's 60 ms spare, unless a frame is due this soon
+QUEUED_FEED_S = 0.25  # a queued line's audio goes to the model in big blocks
 PROGRESS_S = 0.1  # utterance.progress every this often
 TICK_S = 0.01  # the director's step: events are this late at most
 
@@ -49,7 +52,10 @@ class CastSettings:
 class Track:
     """One utterance as the engine sees it: the model's frames, due on the voice's timeline.
 
-    The voice comes when the utterance's turn comes; until then nothing is due.
+    The voice comes when the utterance's turn comes; until then nothing is due. Audio
+    reaches the model in blocks of FEED_S or more (a model call costs about twice as much
+    per second of audio in 40 ms chunks as in 80 ms ones), or sooner when a frame it
+    holds would otherwise miss its due time: the director calls ``feed`` every tick.
     """
 
     def __init__(self, model: FaceModel, rate: int, fps: int) -> None:
@@ -59,14 +65,50 @@ class Track:
         self.voice: Voice | None = None
         self._rows: list[np.ndarray] = []
         self._total: int | None = None  # frames in all, once the audio has ended
+        self._audio: list[np.ndarray] = []  # not yet given to the model
+        self._waiting = 0  # samples in _audio
+        self._lock = threading.Lock()  # the producer adds, the director feeds
 
-    def feed(self, pcm: np.ndarray) -> None:
-        self._rows.extend(self.model.feed(pcm))
+    def add(self, pcm: np.ndarray) -> None:
+        with self._lock:
+            self._audio.append(pcm)
+            self._waiting += len(pcm)
+
+    def feed(self, now: float, block_s: float = FEED_S) -> None:
+        """Run the model over the waiting audio if there is a block of it, or if the first
+        frame without a row is due within HORIZON_S."""
+        with self._lock:
+            if not self._waiting or self._total is not None:
+                return
+            if self._waiting < block_s * self.rate:
+                due = self.due(len(self._rows))
+                if due is None or due - now > HORIZON_S:
+                    return
+            self._run()
 
     def finish(self) -> None:
-        self._rows.extend(self.model.flush())
-        self._total = len(self._rows)
-        self.model.close()
+        """The audio has ended: every remaining frame."""
+        with self._lock:
+            if self._total is not None:
+                return
+            if self._waiting:
+                self._run()
+            self._rows.extend(self.model.flush())
+            self._total = len(self._rows)
+            self.model.close()
+
+    def close(self) -> None:
+        """Cut short: no more frames."""
+        with self._lock:
+            self._audio.clear()
+            self._total = len(self._rows) if self._total is None else self._total
+            self.model.close()
+
+    def _run(self) -> None:
+        pcm = self._audio[0] if len(self._audio) == 1 else np.concatenate(self._audio)
+        self._audio.clear()
+        self._waiting = 0
+        self._rows.extend(self.model.feed(pcm))
 
     def due(self, index: int) -> float | None:
         voice = self.voice
@@ -199,7 +241,7 @@ class Cast:
         with self.lock:
             subject = self.subject(name)
             if len(subject.queue) >= self.settings.max_queue and mode == "enqueue":
-                track.model.close()
+                track.close()
                 raise ProtocolError(
                     "queue_full",
                     f"{name!r} has {len(subject.queue)} utterances waiting; wait or interrupt",
@@ -220,7 +262,7 @@ class Cast:
         """Audio for ``utterance`` (mono float32 at its rate); dropped once it is over."""
         if utterance.over or utterance.ended or not len(pcm):
             return
-        utterance.track.feed(pcm)
+        utterance.track.add(pcm)
         with self.lock:
             if utterance.voice is not None:
                 utterance.voice.push(pcm)
@@ -332,7 +374,7 @@ class Cast:
         utterance._pending.clear()
         if not utterance.ended:
             utterance.ended = True
-            utterance.track.model.close()
+            utterance.track.close()
         utterance.emit(kind, **fields)
         utterance.owner = None
         subject = utterance.subject
@@ -389,5 +431,12 @@ class Cast:
         while not self._closing.wait(TICK_S):
             now = self.mixer.now()
             with self.lock:
-                for subject in list(self.subjects.values()):
+                subjects = list(self.subjects.values())
+                for subject in subjects:
                     self._watch(subject, now)
+                tracks = [(s.current, *s.queue) for s in subjects]
+            for current, *queued in tracks:  # the model runs outside the cast's lock
+                if current is not None:
+                    current.track.feed(now)
+                for utterance in queued:
+                    utterance.track.feed(now, QUEUED_FEED_S)

@@ -97,7 +97,7 @@ class Stage:
         self.conductor.close()
         self.mixer.close()
         if self.settings.stats is not None:
-            reports = [self.conductor.report(p) for p in self.conductor.performers]
+            reports = [self.conductor.stats_report(p) for p in self.conductor.performers]
             write_json(self.settings.stats, {"subjects": reports})
 
     def _perform(self) -> None:
@@ -147,6 +147,7 @@ class Service:
             loop="asyncio",
             ws="websockets-sansio",
             ws_max_size=WS_MAX_BYTES,
+            ws_per_message_deflate=False,  # PCM hardly compresses; deflate only costs CPU
             lifespan="off",
             log_config=None,
             access_log=settings.verbose > 0,
