@@ -25,17 +25,13 @@ import io
 import json
 import logging
 import multiprocessing
-import socket
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 
-import h11
 import numpy as np
 import soundfile as sf
 import uvicorn
@@ -44,12 +40,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from nsplayer.asgi import BACKLOG, DeadlineProtocol, StoppableUvicorn, bind_tcp, in_background
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
 from nsplayer.models.base import N_SHAPES, with_neutral_emotions
-from nsplayer.netaddr import bind_error, host_port, is_loopback, resolve
+from nsplayer.netaddr import host_port, is_loopback
 from nsplayer.stopping import Stop, stop_on_signals
 
 API_PATH = "/audio_to_blendshapes"
@@ -59,7 +55,6 @@ FPS = 60
 RAW_DEFAULT_RATE = 22050  # what NeuroSync assumes for headerless PCM
 MIN_RATE, MAX_RATE = 8000, 384000  # sample rates accepted, from a header or ?rate=
 MAX_CHANNELS = 64
-BACKLOG = 1024  # connection bursts queue in the kernel instead of being refused
 RETRY_AFTER_S = 1
 # Magic numbers of containers libsndfile reads: a body starting with one of these that does
 # not decode is broken audio (400), not raw PCM.
@@ -405,88 +400,28 @@ def build_app(settings: ServerSettings, service: _Service) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
-class _Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline per request: its head and body must arrive
-    within ``request_timeout`` of the connection (or the last answer), else the connection
-    is closed. uvicorn has no such timer, so a slow-loris client could hold it for ever."""
-
-    def __init__(self, *args: object, request_timeout: float, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self._timeout = request_timeout
-        self._deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._watch()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._watch()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._watch()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _watch(self) -> None:
-        """Armed while a request is awaited or arriving, disarmed once it is all in."""
-        if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
-            self._disarm()
-        elif self._deadline is None and not self.transport.is_closing():
-            self._deadline = self.loop.call_later(self._timeout, self._too_slow)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _too_slow(self) -> None:
-        self._deadline = None
-        self.transport.close()
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn stopped by nsplayer's signal flag (set by the caller's handlers, installed
-    before the server is announced). uvicorn's own handling would re-raise the signal after
-    shutdown, ending the process by SIGTERM before anything could be said."""
-
-    def __init__(self, config: uvicorn.Config, stop: Stop) -> None:
-        super().__init__(config)
-        self.stop = stop
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def on_tick(self, counter: int) -> bool:
-        return self.stop.signum is not None or await super().on_tick(counter)
-
-
 class Server:
     """A bound server; ``run()`` serves in the calling thread until ``stop`` is set (by
     stop_on_signals) or ``stop()`` is called."""
 
     def __init__(self, settings: ServerSettings, stop: Stop | None = None) -> None:
         self.settings = settings
-        self.socket = _bind(settings)
+        self.socket = bind_tcp(settings.host, settings.port)
         self._service = _Service(settings)
         config = uvicorn.Config(
             build_app(settings, self._service),
             loop="asyncio",
-            http=partial(_Protocol, request_timeout=settings.request_timeout),
+            http=partial(DeadlineProtocol, request_timeout=settings.request_timeout),
             ws="none",
             lifespan="off",
             log_config=None,
             access_log=settings.verbose,
             server_header=False,
             limit_concurrency=settings.max_connections,
-            backlog=BACKLOG,
+            backlog=BACKLOG,  # as bind_tcp's listen()
             timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
         )
-        self._uvicorn = _Uvicorn(config, stop or Stop())
+        self._uvicorn = StoppableUvicorn(config, stop)
 
     @property
     def port(self) -> int:
@@ -515,36 +450,11 @@ class Server:
         return self._uvicorn.started
 
 
-def _bind(settings: ServerSettings) -> socket.socket:
-    """Listen on host:port ourselves: one clear line per failure, before any warning."""
-    family, kind, proto, _, addr = resolve(settings.host, settings.port, socket.SOCK_STREAM)
-    sock = socket.socket(family, kind, proto)
-    try:
-        if sys.platform != "win32":  # on Windows it would let a second server take the port
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        raise bind_error(exc, "TCP", settings.host, settings.port) from None
-    sock.setblocking(False)
-    return sock
-
-
 @contextlib.contextmanager
 def running(settings: ServerSettings) -> Iterator[Server]:
     """A server in a background thread for the duration (tests, benchmarks, embedding)."""
-    server = Server(settings)
-    thread = threading.Thread(target=server.run, name="nsplayer-serve", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
+    with in_background(Server(settings)) as server:
         yield server
-    finally:
-        server.stop()
-        thread.join(30)
 
 
 def serve(settings: ServerSettings, announce: Callable[[str], None] = print) -> int:
