@@ -42,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from nsplayer.asgi import BACKLOG, DeadlineProtocol, StoppableUvicorn, bind_tcp, in_background
+from nsplayer.audio.sources import MAX_RATE, MIN_RATE
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
 from nsplayer.models.base import N_SHAPES, with_neutral_emotions
@@ -53,7 +54,6 @@ HEALTH_PATH = "/health"
 ALLOWED = {API_PATH: "POST, OPTIONS", HEALTH_PATH: "GET, HEAD, OPTIONS"}
 FPS = 60
 RAW_DEFAULT_RATE = 22050  # what NeuroSync assumes for headerless PCM
-MIN_RATE, MAX_RATE = 8000, 384000  # sample rates accepted, from a header or ?rate=
 MAX_CHANNELS = 64
 RETRY_AFTER_S = 1
 # Magic numbers of containers libsndfile reads: a body starting with one of these that does
@@ -114,13 +114,21 @@ def audio_blocks(
             ) from None
         _check_length(len(body) // 2, raw_rate, max_audio_s)
         return raw_rate, _raw_blocks(body, raw_rate)
+    try:
+        _check_header(audio, max_audio_s)
+    except BadAudio:
+        audio.close()
+        raise
+    return audio.samplerate, _file_blocks(audio, max_audio_s)
+
+
+def _check_header(audio: sf.SoundFile, max_audio_s: float) -> None:
     rate, channels = audio.samplerate, audio.channels
     if not MIN_RATE <= rate <= MAX_RATE:
         raise BadAudio(f"sample rate {rate} Hz is out of range ({MIN_RATE}–{MAX_RATE})")
     if not 1 <= channels <= MAX_CHANNELS:
         raise BadAudio(f"{channels} channels is out of range (1–{MAX_CHANNELS})")
     _check_length(audio.frames, rate, max_audio_s)
-    return rate, _file_blocks(audio, max_audio_s)
 
 
 def _reason(exc: Exception) -> str:
