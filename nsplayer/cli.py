@@ -305,16 +305,26 @@ def build_options(ctx: click.Context, params: dict):
     return options_from_cli(given)
 
 
-def _finish(result, options) -> None:
-    if options.verbose > 0:
-        click.echo(
-            f"nsplayer: sent {result.frames_sent} frames ({result.speech_frames} speech) "
-            f"on the {result.sink} sink; dropped {result.dropped}, model late "
-            f"{result.missing}, underruns {result.underruns}",
-            err=True,
+def _finish(result, reporter) -> None:
+    """The -v summary (counts as sent, the same the receiver sees) and the exit code."""
+    reporter.detail(
+        f"nsplayer: sent {result.frames_sent} frames ({result.speech_frames} speech) "
+        f"on the {result.sink} sink; dropped {result.dropped}, model late "
+        f"{result.missing}, underruns {result.underruns}"
+    )
+    if result.dropped and result.stopped_by is None:
+        reporter.say(
+            f"nsplayer: {result.dropped} speech frames were too late to send and were dropped "
+            "(a busy machine, or the model too slow); -v tells more"
         )
     if result.exit_code:
         sys.exit(result.exit_code)
+
+
+def _reporter(options):
+    from nsplayer.reporting import Reporter
+
+    return Reporter(options.verbose)
 
 
 @main.command()
@@ -330,7 +340,8 @@ def play(ctx: click.Context, source: str, raw: bool, rate, channels, sample_form
     options = build_options(ctx, params)
     audio = partial(open_source, source, raw, rate, channels, sample_format)  # opened by play
     expect = expected_format(source, raw, rate, channels)
-    _finish(player.play(audio, options, expect), options)
+    reporter = _reporter(options)
+    _finish(player.play(audio, options, expect, reporter), reporter)
 
 
 @main.command()
@@ -351,7 +362,8 @@ def replay(
     options = build_options(ctx, params)
     sound = partial(open_source, audio, raw, rate, channels, sample_format)
     expect = expected_format(audio, raw, rate, channels)
-    _finish(player.replay(sound, Path(shapes), options, expect), options)
+    reporter = _reporter(options)
+    _finish(player.replay(sound, Path(shapes), options, expect, reporter), reporter)
 
 
 @main.command()
@@ -363,7 +375,8 @@ def idle(ctx: click.Context, duration: float | None, **params):
     from nsplayer import player
 
     options = build_options(ctx, params)
-    _finish(player.idle(options, duration), options)
+    reporter = _reporter(options)
+    _finish(player.idle(options, duration, reporter), reporter)
 
 
 @main.command()
@@ -494,8 +507,7 @@ def live(
         gate=not no_vad,
         input_file=None if input_file is None else Path(input_file),
     )
-    quiet = options.verbose < 0
-    result = run_live(options, settings, lambda line: quiet or click.echo(line, err=True))
+    result = run_live(options, settings, _reporter(options))
     if result.exit_code:
         sys.exit(result.exit_code)
 

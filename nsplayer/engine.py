@@ -263,8 +263,11 @@ class Conductor:
         detailed: bool = False,
         sleep: Callable[[float], None] | None = None,
         process: bool = True,
+        report: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.clock = clock
+        self._report = report
+        self._told: set[int] = set()  # refusing targets already reported
         self.fps = fps
         self.av_offset_ms = av_offset_ms
         self.performers: list[Performer] = []
@@ -345,6 +348,18 @@ class Conductor:
                 self._replan_idle()
                 return
         self._send(performer, slot)
+        if self.pacer.refused - self._told:
+            self._tell_refused()
+
+    def _tell_refused(self) -> None:
+        """Once per target: UE is not listening there yet; sending goes on regardless."""
+        for k in sorted(self.pacer.refused - self._told):
+            self._told.add(k)
+            self._report(
+                f"nsplayer: nothing is listening on {self.sender.targets[k]} — is the Apple "
+                "ARKit Live Link source added in UE (Window > Virtual Production > Live "
+                "Link)? Sending goes on."
+            )
 
     def _send(self, performer: Performer, slot: Slot) -> None:
         values = performer.frame(slot)
@@ -406,7 +421,7 @@ class Conductor:
         dropped = performer.scheduler.skipped + len(self.pacer.lost(performer.stream))
         return Outcome(stats.frames_sent, stats.speech_frames, dropped, stopped_by)
 
-    def report(self, performer: Performer) -> dict[str, object]:
+    def stats_report(self, performer: Performer) -> dict[str, object]:
         """The ``--stats`` JSON of one performer (after ``close``)."""
         stats = self.pacer.stats(performer.stream)
         wall = time.monotonic() - self._started[0]

@@ -32,6 +32,7 @@ from nsplayer.audio.mic import Block, FileInput, MicInput
 from nsplayer.config import Options
 from nsplayer.engine import Conductor, Look, Outcome, Performer, check_writable, write_json
 from nsplayer.errors import NsplayerError
+from nsplayer.reporting import Reporter
 from nsplayer.stopping import stop_on_signals
 from nsplayer.vad import VoiceGate
 
@@ -312,16 +313,15 @@ class Listener(threading.Thread):
         fps: int,
         gate: VoiceGate | None,
         monitor=None,
-        report: Callable[[str], None] = lambda line: None,
+        reporter: Reporter,
         banner: str = "",
-        verbose: int = 0,
         on_model_error: str = "stop",
         duration: float | None = None,
     ) -> None:
         super().__init__(name="nsplayer-listener", daemon=True)
         self.mic, self.producer, self.track, self.wake = mic, producer, track, wake
         self.fps, self.gate, self.monitor = fps, gate, monitor
-        self.report, self.banner, self.verbose = report, banner, verbose
+        self.reporter, self.banner = reporter, banner
         self.on_model_error = on_model_error
         self.clock = SampleClock(mic.rate)
         self.error: BaseException | None = None
@@ -358,7 +358,7 @@ class Listener(threading.Thread):
                 )
             return
         if self.clock.samples == 0 and self.banner:
-            self.report(self.banner)  # only now is the input really live
+            self.reporter.say(self.banner)  # only now is the input really live
         self._last_input = now
         self.clock.add(block)
         if self.gate is not None:
@@ -397,9 +397,11 @@ class Listener(threading.Thread):
         if self.producer.error is not None:
             self._replace_failed_model(self.producer.error)
         lost = (self.mic.overflows, self.mic.dropped)
-        if self.verbose > 0 and lost != self._reported and time.monotonic() >= self._report_due:
+        if lost != self._reported and time.monotonic() >= self._report_due:
             self._reported, self._report_due = lost, time.monotonic() + 10.0  # at most every 10 s
-            self.report(f"live: input lost so far: {lost[0]} overflows, {lost[1]} blocks dropped")
+            self.reporter.detail(
+                f"live: input lost so far: {lost[0]} overflows, {lost[1]} blocks dropped"
+            )
 
     def _replace_failed_model(self, error: Exception) -> None:
         """NeuroSync failed mid-run: go on as ``on_model_error`` says (embedded, idle, stop)."""
@@ -415,7 +417,7 @@ class Listener(threading.Thread):
         else:
             self.producer = IdleFrames(self.mic.rate, self.fps, first)
         instead = "the embedded model" if self.on_model_error == "embedded" else "the idle face"
-        self.report(f"live: {error}; continuing with {instead}")
+        self.reporter.say(f"live: {error}; continuing with {instead}")
 
 
 def latency_line(mic: LiveInput, lookahead_s: float, neurosync: bool) -> str:
@@ -432,7 +434,7 @@ def latency_line(mic: LiveInput, lookahead_s: float, neurosync: bool) -> str:
     )
 
 
-def run_live(options: Options, settings: LiveSettings, report: Callable[[str], None]) -> LiveResult:
+def run_live(options: Options, settings: LiveSettings, reporter: Reporter) -> LiveResult:
     """Build input, model and engine from the options, print the latency, run until the
     input ends, ``--duration`` passes, a signal or a fault; always ease the face out."""
     check_writable(options.stats, "--stats")
@@ -449,7 +451,11 @@ def run_live(options: Options, settings: LiveSettings, report: Callable[[str], N
         if monitor is not None:
             closers.append(monitor.close)
         conductor = Conductor(
-            time.monotonic, options.fps, options.targets, detailed=options.stats is not None
+            time.monotonic,
+            options.fps,
+            options.targets,
+            detailed=options.stats is not None,
+            report=reporter.say,
         )
         closers.append(conductor.close)
         look = Look(options.gains, options.idle, options.emotion, options.seed)
@@ -466,13 +472,12 @@ def run_live(options: Options, settings: LiveSettings, report: Callable[[str], N
             fps=options.fps,
             gate=VoiceGate(mic.rate) if settings.gate else None,
             monitor=monitor,
-            report=report,
-            verbose=options.verbose,
+            reporter=reporter,
             on_model_error=options.neurosync.on_model_error,
             banner=latency_line(mic, producer.lookahead_s, options.model == "neurosync"),
             duration=settings.duration,
         )
-        return _run(conductor, performer, listener, mic, options, report)
+        return _run(conductor, performer, listener, mic, options, reporter)
     finally:
         for close in reversed(closers):
             close()
@@ -484,7 +489,7 @@ def _run(
     listener: Listener,
     mic: LiveInput,
     options: Options,
-    report: Callable[[str], None],
+    reporter: Reporter,
 ) -> LiveResult:
     conductor.wait_ready()
     mic.start()
@@ -511,11 +516,10 @@ def _run(
         overflows=mic.overflows,
         blocks_dropped=mic.dropped,
     )
-    if options.verbose > 0:
-        report(
-            f"live: {result.frames_sent} frames sent, {result.overflows} input overflows, "
-            f"{result.blocks_dropped} blocks dropped"
-        )
+    reporter.detail(
+        f"live: {result.frames_sent} frames sent, {result.overflows} input overflows, "
+        f"{result.blocks_dropped} blocks dropped"
+    )
     return result
 
 
@@ -533,7 +537,7 @@ def _write_files(
     times = listener.track.times
     if options.stats is None or times is None:
         return
-    report = conductor.report(performer)
+    report = conductor.stats_report(performer)
     sent = [f for f in report.pop("frames") if f["index"] is not None]
     frames: dict[str, list] = {"index": [], "frame": [], "sent": []}
     for name in ("capture", "arrival", "ready", "speech"):

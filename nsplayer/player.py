@@ -18,41 +18,38 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from livelink import read_csv
 from nsplayer.audio.sinks import SILENT_S, Sink, open_sink
 from nsplayer.audio.sources import AudioSource, to_mono
 from nsplayer.config import Options
-from nsplayer.engine import Conductor, Look, Performer, check_writable, write_json
+from nsplayer.engine import Conductor, Look, Outcome, Performer, check_writable, write_json
 from nsplayer.errors import NsplayerError
-from nsplayer.models.base import EMOTION_NAMES, FaceModel
+from nsplayer.models.base import FaceModel
+from nsplayer.reporting import Reporter, clock
 from nsplayer.sending import PROCESS_LEAD_S
 from nsplayer.stopping import Stop, stop_on_signals
+from nsplayer.takes import load_rows
 
 FILE_BLOCK_S = 0.25  # source blocks: the model costs ~4x less per second in 250 ms steps
 STREAM_BLOCK_S = 0.02  # than in 20 ms ones, but a stream's first frames must not wait
 FILE_CALLBACK_S = 0.02  # device callbacks for files: ~2.5x fewer than PulseAudio's ~9 ms
+STREAM_START_NOTICE_S = 0.005  # a (re)start is known this long before the first frames'
+FILE_START_NOTICE_S = 0.15  # plans are due; a file can wait longer (and absorb a slow start)
+PREBUFFER_MARGIN_MS = 20.0  # audio queued at start beyond what the model must see
+RING_PER_PREBUFFER = 2.5  # the sink's ring holds this many start buffers
 
 
 @dataclass(frozen=True)
-class PlayResult:
+class PlayResult(Outcome):
     """What happened, for the CLI's exit code and summary line."""
 
-    frames_sent: int
-    speech_frames: int
-    dropped: int
-    missing: int  # speech frames the model had not produced by their due time
-    underruns: int
-    sink: str
-    stopped_by: int | None  # signal number (SIGINT/SIGTERM) or None for a normal end
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.stopped_by is None else 128 + self.stopped_by
+    missing: int = 0  # speech frames the model had not produced by their due time
+    underruns: int = 0
+    sink: str = "null"
 
 
 class _Feed(threading.Thread):
@@ -77,6 +74,11 @@ class _Feed(threading.Thread):
             self._rows.extend(rows)
         if len(rows):
             self.ready("frames")
+
+    @property
+    def waiting_for_frames(self) -> bool:
+        """The audio waits for the model's first frames (a remote model may take a while)."""
+        return "frames" in self._waiting
 
     def ready(self, what: str) -> None:
         """``what`` ("frames" or "pacer") is ready; the audio starts once both are."""
@@ -161,21 +163,23 @@ def _fine_thread_switching() -> Iterator[None]:
 
 
 @contextmanager
-def _conducting(options: Options, clock: Callable[[], float]) -> Iterator[Conductor]:
+def _conducting(options: Options, reporter: Reporter) -> Iterator[Conductor]:
     """The conductor and its pacer process, started first: the pacer is up by the time the
     input is open (stdin may take a while to give its header) and the model is loaded."""
     check_writable(options.stats, "--stats")
     conductor = Conductor(
-        clock,
+        time.monotonic,
         options.fps,
         options.targets,
         av_offset_ms=options.av_offset_ms,
         detailed=options.stats is not None,
+        report=reporter.say,
     )
     try:
         yield conductor
     finally:
         conductor.close()
+        reporter.done()
 
 
 def _cast(conductor: Conductor, options: Options) -> Performer:
@@ -187,17 +191,23 @@ def _cast(conductor: Conductor, options: Options) -> Performer:
 
 
 def _open_sink(
-    rate: int, channels: int, streaming: bool, options: Options, model: FaceModel | None
+    rate: int,
+    channels: int,
+    streaming: bool,
+    options: Options,
+    model: FaceModel | None,
+    reporter: Reporter,
 ) -> Sink:
     """The sink for audio of ``rate`` and ``channels``, its buffers sized for the model."""
     lookahead = model.lookahead_s if model is not None else 0.0
-    prebuffer_ms = max(options.buffer_ms, 1000.0 * lookahead + 20.0)  # frames ready at start
-    # Announce every audio (re)start early enough for the scheduler to see it (1.5 frame
-    # periods) and for a face that leads the sound (negative --av-offset) to be on time.
-    # The scheduler plans each packet PROCESS_LEAD_S early, so the start must be known
-    # that much earlier too.
-    start_lead = 1.5 / options.fps + 0.005 + PROCESS_LEAD_S
-    start_lead += max(0.0, -options.av_offset_ms / 1000.0)
+    early = max(0.0, -options.av_offset_ms / 1000.0)  # a face that leads the sound
+    # Frames must be ready at the start: the model's look-ahead, and as far ahead as the
+    # face leads the sound; the ring holds that much more.
+    prebuffer_ms = max(options.buffer_ms, 1000.0 * (lookahead + early) + PREBUFFER_MARGIN_MS)
+    # Announce every audio (re)start early enough for the conductor to plan the first
+    # frames (and a face that leads the sound) on time. A file can afford a long notice,
+    # which absorbs a slow first second on a busy machine; a stream starts at once.
+    notice = STREAM_START_NOTICE_S if streaming else FILE_START_NOTICE_S
     return open_sink(
         rate,
         channels,
@@ -205,9 +215,10 @@ def _open_sink(
         device=options.device,
         buffer_ms=prebuffer_ms,
         underrun=options.underrun,
-        capacity_s=max(1.0, 2.5 * prebuffer_ms / 1000.0),
-        start_lead=start_lead,
+        capacity_s=max(1.0, RING_PER_PREBUFFER * prebuffer_ms / 1000.0),
+        start_lead=notice + 1.5 / options.fps + PROCESS_LEAD_S + early,
         callback_s=None if streaming else FILE_CALLBACK_S,  # streams: low latency
+        report=reporter.say,
     )
 
 
@@ -218,6 +229,7 @@ def _drive(
     model: FaceModel | None,
     rows: np.ndarray | None,
     conductor: Conductor,
+    reporter: Reporter,
 ) -> PlayResult:
     feed = _Feed(source, sink, model)
     if rows is not None:
@@ -228,15 +240,17 @@ def _drive(
         performer = _cast(conductor, options)
         track = _Track(feed, sink, source.sample_rate, options.fps)
         performer.speak(track)
-        if options.verbose >= 0:
-            _announce(source, sink, options)
+        reporter.say(_announcement(source, sink, options))
+        status = _Status(reporter, source, feed, performer, options)
         with stop_on_signals() as stop, _fine_thread_switching():
             feed.start()
             conductor.wait_ready()
             feed.ready("pacer")
             failure = None
             try:
-                conductor.run(lambda: stop.signum is not None or _over(feed, sink, performer))
+                conductor.run(
+                    lambda: stop.signum is not None or _over(feed, sink, performer, status)
+                )
             except Exception as exc:  # the source or model failed mid-stream: still ease out
                 failure = exc
             if stop.signum is not None or failure is not None:
@@ -258,13 +272,44 @@ def _drive(
         source.close()
 
 
-def _over(feed: _Feed, sink: Sink, performer: Performer) -> bool:
+def _over(feed: _Feed, sink: Sink, performer: Performer, status: _Status) -> bool:
     """True once the speech has ended; raises what failed (the sink, the source, the model)."""
     if sink.failure is not None:
         raise sink.failure
     if feed.error is not None:
         raise feed.error
+    status.update()
     return not performer.speaking
+
+
+class _Status:
+    """The terminal's status line: where playback is, and whether it waits for the model."""
+
+    def __init__(
+        self,
+        reporter: Reporter,
+        source: AudioSource,
+        feed: _Feed,
+        performer: Performer,
+        options: Options,
+    ) -> None:
+        self.reporter, self.feed, self.performer, self.fps = reporter, feed, performer, options.fps
+        frames = source.frames
+        self.total = "" if frames is None else " / " + clock(frames / source.sample_rate)
+        self.model = "frames from the CSV" if options.model is None else f"model {options.model}"
+        self.started = time.monotonic()
+
+    def update(self) -> None:
+        if not self.reporter.due():
+            return
+        index = self.performer.index
+        if self.feed.waiting_for_frames:
+            waited = time.monotonic() - self.started
+            state = f"waiting for the {self.model} ({waited:.1f} s)"
+        else:
+            state = self.model
+        heard = clock(0 if index is None else index / self.fps)
+        self.reporter.status(f"nsplayer: {heard}{self.total}  {state}  (Ctrl-C stops)")
 
 
 def _play_out(conductor: Conductor, sink: Sink, stop: Stop) -> None:
@@ -286,7 +331,7 @@ def _finish_files(
 ) -> None:
     """``--stats`` and ``--save-csv``: written on every exit, errors included."""
     if options.stats is not None:
-        report = conductor.report(performer)
+        report = conductor.stats_report(performer)
         report.update(
             sink=sink.kind,
             output_latency_s=sink.latency,
@@ -314,13 +359,12 @@ def _result(
     )
 
 
-def _announce(source: AudioSource, sink: Sink, options: Options) -> None:
+def _announcement(source: AudioSource, sink: Sink, options: Options) -> str:
     where = ", ".join(options.targets)
     device = getattr(sink, "device_name", "no sound" if sink.kind == "null" else sink.kind)
-    print(
+    return (
         f"nsplayer: {source.name} -> {where} as {options.subject!r} "
-        f"(audio: {device}, latency {sink.latency * 1000:.0f} ms; Ctrl-C stops)",
-        file=sys.stderr,
+        f"(audio: {device}, latency {sink.latency * 1000:.0f} ms; Ctrl-C stops)"
     )
 
 
@@ -328,10 +372,11 @@ def play(
     open_audio: Callable[[], AudioSource],
     options: Options,
     expect: tuple[int, int] | None = None,
+    reporter: Reporter | None = None,
 ) -> PlayResult:
     """Play the audio ``open_audio`` opens and stream the model's frames in sync with the
     sound as heard. ``expect``: see ``_open``."""
-    return _play(open_audio, options, expect, None)
+    return _play(open_audio, options, expect, None, reporter or Reporter(options.verbose))
 
 
 def replay(
@@ -339,9 +384,11 @@ def replay(
     shapes: Path,
     options: Options,
     expect: tuple[int, int] | None = None,
+    reporter: Reporter | None = None,
 ) -> PlayResult:
-    """Play the audio with precomputed Live Link Face CSV frames, synced the same way."""
-    return _play(open_audio, options, expect, load_rows(shapes, options.fps))
+    """Play the audio with precomputed frames (CSV, JSON or npy), synced the same way."""
+    rows = load_rows(shapes, options.fps)
+    return _play(open_audio, options, expect, rows, reporter or Reporter(options.verbose))
 
 
 def _play(
@@ -349,33 +396,38 @@ def _play(
     options: Options,
     expect: tuple[int, int] | None,
     rows: np.ndarray | None,
+    reporter: Reporter,
 ) -> PlayResult:
     """Frames from ``rows`` if given, else from the model."""
-    with _conducting(options, time.monotonic) as conductor:
-        source, sink, model = _open(open_audio, options, expect, with_model=rows is None)
-        return _drive(source, sink, options, model, rows, conductor)
+    if rows is not None:
+        options = replace(options, model=None)  # type: ignore[arg-type]
+    with _conducting(options, reporter) as conductor:
+        source, sink, model = _open(open_audio, options, expect, reporter)
+        return _drive(source, sink, options, model, rows, conductor, reporter)
 
 
 def _open(
     open_audio: Callable[[], AudioSource],
     options: Options,
     expect: tuple[int, int] | None,
-    with_model: bool,
+    reporter: Reporter,
 ) -> tuple[AudioSource, Sink, FaceModel | None]:
-    """The source, its sink and (``with_model``) the model, all open; none if one fails.
+    """The source, its sink and (unless ``options.model`` is None) the model, all open;
+    none if one fails.
 
     ``expect`` (rate, channels) of a stream opens the sink and the model before the
     stream's header arrives: a new output stream can take a while to play at a steady
     pace, and that wait then overlaps with the wait for the input.
     """
+    with_model = options.model is not None
     model = sink = source = None
     try:
         if expect is not None:
             model = _create_model(options, expect[0], streaming=True) if with_model else None
-            sink = _open_sink(*expect, True, options, model)
+            sink = _open_sink(*expect, True, options, model, reporter)
         source = open_audio()
         if expect is not None and (source.sample_rate, source.channels) != expect:
-            _not_as_expected(source, expect, options)
+            reporter.say(_not_as_expected(source, expect))
             sink.close()
             sink = None
             if model is not None and source.sample_rate != expect[0]:
@@ -385,7 +437,9 @@ def _open(
         if with_model and model is None:
             model = _create_model(options, source.sample_rate, streaming)
         if sink is None:
-            sink = _open_sink(source.sample_rate, source.channels, streaming, options, model)
+            sink = _open_sink(
+                source.sample_rate, source.channels, streaming, options, model, reporter
+            )
     except BaseException:
         for opened in (sink, model, source):
             if opened is not None:
@@ -402,54 +456,41 @@ def _create_model(options: Options, rate: int, streaming: bool) -> FaceModel:
     )
 
 
-def _not_as_expected(source: AudioSource, expect: tuple[int, int], options: Options) -> None:
-    if options.verbose >= 0:
-        print(
-            f"nsplayer: {source.name} is {_format(source.sample_rate, source.channels)}, not the "
-            f"{_format(*expect)} that --rate/--channels announced; reopening the audio output "
-            "(fix or drop them for the quickest start)",
-            file=sys.stderr,
-        )
+def _not_as_expected(source: AudioSource, expect: tuple[int, int]) -> str:
+    return (
+        f"nsplayer: {source.name} is {_format(source.sample_rate, source.channels)}, not the "
+        f"{_format(*expect)} that --rate/--channels announced; reopening the audio output "
+        "(fix or drop them for the quickest start)"
+    )
 
 
 def _format(rate: int, channels: int) -> str:
     return f"{rate} Hz " + {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
 
 
-def load_rows(path: Path, fps: int) -> np.ndarray:
-    """CSV frames at ``fps`` (linear resampling if recorded at another rate), plus emotions."""
-    if not Path(path).is_file():
-        raise NsplayerError(f"{path}: no such file — give a Live Link Face CSV (e.g. from export)")
-    try:
-        take = read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise NsplayerError(f"{path}: not a Live Link Face CSV we can read ({exc})") from None
-    rows = np.asarray(take.values, np.float32)
-    extra = {k.lower(): v for k, v in (take.extra or {}).items()}
-    emotions = [extra.get(name.lower()) for name in EMOTION_NAMES]
-    if all(e is not None and e.dtype.kind == "f" for e in emotions):
-        rows = np.hstack([rows, np.stack(emotions, axis=1).astype(np.float32)])
-    if len(rows) == 0:
-        raise NsplayerError(f"{path}: the CSV has no frames")
-    rate = float(take.rate)
-    if abs(rate - fps) > 1e-6 and len(rows) > 1:
-        t_out = np.arange(int((len(rows) - 1) / rate * fps) + 1) / fps
-        t_in = np.arange(len(rows)) / rate
-        rows = np.stack([np.interp(t_out, t_in, col) for col in rows.T], axis=1)
-    return rows.astype(np.float32)
-
-
-def idle(options: Options, duration: float | None = None) -> PlayResult:
+def idle(
+    options: Options, duration: float | None = None, reporter: Reporter | None = None
+) -> PlayResult:
     """Idle animation only, until a signal or ``duration`` seconds."""
+    reporter = reporter or Reporter(options.verbose)
     limit = math.inf if duration is None else round(duration * options.fps)
-    with _conducting(options, time.monotonic) as conductor:
+    with _conducting(options, reporter) as conductor:
         performer = _cast(conductor, options)
+        reporter.say(f"nsplayer: idle -> {', '.join(options.targets)} as {options.subject!r}")
+        started = time.monotonic()
+
+        def over() -> bool:
+            if reporter.due():
+                elapsed = clock(time.monotonic() - started)
+                reporter.status(f"nsplayer: idle {elapsed} (Ctrl-C stops)")
+            return stop.signum is not None or performer.sent >= limit
+
         with stop_on_signals() as stop, _fine_thread_switching():
             conductor.wait_ready()
-            conductor.run(lambda: stop.signum is not None or performer.sent >= limit)
+            conductor.run(over)
         conductor.close()
         if options.stats is not None:
-            write_json(options.stats, conductor.report(performer))
+            write_json(options.stats, conductor.stats_report(performer))
         conductor.save(performer)
         outcome = conductor.outcome(performer, stop.signum)
-        return PlayResult(outcome.frames_sent, 0, outcome.dropped, 0, 0, "null", outcome.stopped_by)
+        return PlayResult(*astuple(outcome))

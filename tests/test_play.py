@@ -11,6 +11,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -456,16 +457,21 @@ def test_replay_with_a_csv_shorter_than_its_audio_plays_the_audio_out(tmp_path):
 def test_no_output_device_falls_back_to_the_null_sink_with_one_line(speech_wav, tmp_path):
     env = dict(os.environ, PULSE_SERVER="unix:/nonexistent")  # the default device cannot open
     stats = tmp_path / "s.json"
-    proc = subprocess.run(
-        [*NSPLAYER, "play", str(speech_wav), "--target", "127.0.0.1:9", "-q", "--stats", stats],
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    notice = [line for line in proc.stderr.decode().splitlines() if line.startswith("nsplayer:")]
-    assert len(notice) == 1 and "null sink" in notice[0] and "nsplayer devices" in notice[0]
+    runs = {
+        quiet: subprocess.run(
+            [*NSPLAYER, "play", str(speech_wav), "--stats", stats, *quiet],
+            capture_output=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        for quiet in ((), ("-q",))
+    }
+    for proc in runs.values():
+        assert proc.returncode == 0, proc.stderr
+    notice = [line for line in runs[()].stderr.decode().splitlines() if "null sink" in line]
+    assert len(notice) == 1 and "nsplayer devices" in notice[0]
+    assert runs[("-q",)].stderr.decode() == ""  # -q: nothing at all
     assert read_stats(stats)["sink"] == "null"
 
 
@@ -476,3 +482,48 @@ def test_stdin_wav_without_samples_is_one_line():
     assert proc.stderr.decode().strip().splitlines() == [
         "nsplayer: error: <stdin>: no audio samples (the input was empty)"
     ]
+
+
+def test_nothing_listening_on_the_target_is_said_once_and_playing_goes_on(speech_wav):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: nobody listens there
+    proc = run(["play", str(speech_wav), "--no-audio", "--target", f"127.0.0.1:{port}"])
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert err.count(f"nothing is listening on 127.0.0.1:{port}") == 1
+    assert "Live Link source" in err
+
+
+def test_a_face_far_ahead_of_the_sound_still_gets_every_frame(speech_wav, tmp_path):
+    """--av-offset -1000: the frames are due a second before their audio is heard; the
+    model runs that far ahead instead of dropping them."""
+    cap = Capture()
+    stats = tmp_path / "stats.json"
+    proc = run(["play", str(speech_wav), "--no-audio", "--av-offset", "-1000", "--target",
+                cap.target, "--stats", str(stats)])  # fmt: skip
+    frames = cap.stop()
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(stats.read_text())
+    expected = math.ceil(sf.info(speech_wav).frames / sf.info(speech_wav).samplerate * FPS)
+    assert report["dropped"] == 0
+    assert report["summary"]["speech_frames"] == expected
+    assert report["summary"]["error_ms_p99"] < 5.0
+    assert_consecutive(frames)
+
+
+@pytest.mark.parametrize("fps", [24, 25, 30, 50, 60, 120])
+def test_every_standard_frame_rate_plays_replays_and_idles(speech_wav, tmp_path, fps):
+    cap = Capture()
+    csv = tmp_path / "take.csv"
+    played = run(["play", str(speech_wav), "--no-audio", "--fps", str(fps), "--target",
+                  cap.target, "--save-csv", str(csv)])  # fmt: skip
+    replayed = run(["replay", str(speech_wav), str(csv), "--no-audio", "--fps", str(fps),
+                    "--target", cap.target])  # fmt: skip
+    idled = run(["idle", "--duration", "0.5", "--fps", str(fps), "--target", cap.target])
+    frames = cap.stop()
+    for proc in (played, replayed, idled):
+        assert proc.returncode == 0, proc.stderr
+    assert {f.time.rate_num for f in frames} == {fps}
+    speech = math.ceil(sf.info(speech_wav).frames / sf.info(speech_wav).samplerate * fps)
+    assert len(frames) >= 2 * speech + round(0.5 * fps) - 2

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import sys
 import threading
 import time
 from collections import deque
@@ -508,6 +507,7 @@ def open_sink(
     capacity_s: float = 1.0,
     start_lead: float = 0.04,
     callback_s: float | None = None,
+    report: Callable[[str], None] = lambda line: None,
 ) -> Sink:
     """The device sink, or the null sink with one line on stderr when there is no device.
 
@@ -529,9 +529,8 @@ def open_sink(
         if device not in (None, ""):
             raise
         reason = str(exc).split(" — ")[0]
-        print(
+        report(
             f"nsplayer: {reason}; playing without sound on the null sink — "
-            "list devices with `nsplayer devices` and pick one with --device",
-            file=sys.stderr,
+            "list devices with `nsplayer devices` and pick one with --device"
         )
         return NullSink(sample_rate, channels, **common)
