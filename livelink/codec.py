@@ -23,11 +23,11 @@ FIXED_SIZE = 1 + 4 + 4 + 16 + 1 + 4 * N_VALUES  # 270: everything but the two st
 
 _LEN = struct.Struct(">i")
 _TIME = struct.Struct(">ifii")  # frame, subframe, rate num, rate den
-_TAIL = struct.Struct(">ifiiB")  # frame time + count
+TAIL = struct.Struct(">ifiiB")  # frame time + count
 _VALUES_BE = np.dtype(">f4")
 _TIME_SIZE = _TIME.size  # 16
 _VALUES_SIZE = 4 * N_VALUES  # 244
-FRAME_FROM_END = _TAIL.size + _VALUES_SIZE  # the int32 frame number starts this far from the end
+FRAME_FROM_END = TAIL.size + _VALUES_SIZE  # the int32 frame number starts this far from the end
 
 
 class PacketError(ValueError):
@@ -74,7 +74,7 @@ def encode(frame: FaceFrame) -> bytes:
     return b"".join(
         (
             packet_header(frame.device_id, frame.subject),
-            _TAIL.pack(t.frame, t.subframe, t.rate_num, t.rate_den, N_VALUES),
+            TAIL.pack(t.frame, t.subframe, t.rate_num, t.rate_den, N_VALUES),
             values.astype(_VALUES_BE).tobytes(),
         )
     )
@@ -112,16 +112,16 @@ def decode(data: bytes) -> FaceFrame:
     rest = size - offset
     if rest == _TIME_SIZE:
         raise PacketError("header-only packet (the app lost the face): no values")
-    if rest != _TAIL.size + _VALUES_SIZE:
-        raise PacketError(f"expected {_TAIL.size + _VALUES_SIZE} bytes after names, got {rest}")
-    frame, subframe, num, den, count = _TAIL.unpack_from(data, offset)
+    if rest != TAIL.size + _VALUES_SIZE:
+        raise PacketError(f"expected {TAIL.size + _VALUES_SIZE} bytes after names, got {rest}")
+    frame, subframe, num, den, count = TAIL.unpack_from(data, offset)
     if count != N_VALUES:
         raise PacketError(f"blendshape count {count}, expected {N_VALUES}")
     try:
         time = FrameTime.from_wire(frame, subframe, num, den)
     except ValueError as exc:
         raise PacketError(f"bad frame time: {exc}") from None
-    values = np.frombuffer(data, _VALUES_BE, N_VALUES, offset + _TAIL.size).astype(np.float32)
+    values = np.frombuffer(data, _VALUES_BE, N_VALUES, offset + TAIL.size).astype(np.float32)
     if not all_finite(values):
         raise PacketError("values contain NaN or infinity")
     return FaceFrame(values, subject, device_id, time)

@@ -8,7 +8,6 @@ counted in ``errors`` and never stops the other targets or the caller.
 from __future__ import annotations
 
 import socket
-import struct
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -16,14 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livelink.codec import PacketError, check_values, decode, packet_header
+from livelink.codec import TAIL, PacketError, check_values, decode, packet_header
 from livelink.frame import FaceFrame
 from livelink.frametime import FrameTime
 from livelink.names import N_VALUES
 
 DEFAULT_PORT = 11111
 _NAMESPACE = uuid.UUID("5b0c3a4e-3f0e-4d0c-9a51-6e7370c1a7e1")  # nsplayer's uuid5 namespace
-_TAIL = struct.Struct(">ifiiB")
 _RECV_SIZE = 65535  # read whole datagrams; oversized ones are then rejected by decode
 
 
@@ -126,9 +124,9 @@ class LiveLinkSender:
                 self.device_id if subject == self.subject else device_id_for(subject)
             )
             header = packet_header(device, subject)
-            buffer = bytearray(header) + bytearray(_TAIL.size + 4 * N_VALUES)
+            buffer = bytearray(header) + bytearray(TAIL.size + 4 * N_VALUES)
             offset = len(header)
-            view = np.frombuffer(buffer, ">f4", N_VALUES, offset + _TAIL.size)
+            view = np.frombuffer(buffer, ">f4", N_VALUES, offset + TAIL.size)
             entry = self._subjects[subject] = _Subject(buffer, offset, view)
         return entry
 
@@ -160,7 +158,7 @@ class LiveLinkSender:
         values = np.asarray(values, dtype=np.float32)
         check_values(values)
         entry.values[:] = values
-        _TAIL.pack_into(
+        TAIL.pack_into(
             entry.buffer, entry.tail_offset, time.frame, time.subframe, time.rate_num,
             time.rate_den, N_VALUES,
         )  # fmt: skip

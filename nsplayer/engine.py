@@ -143,8 +143,8 @@ class Recording:
 
     def write(self, lost: list[int], fps: int) -> None:
         """Write what was sent: every handed frame but those the pacer dropped."""
-        values = np.concatenate(self._blocks)[: self._n] if self._blocks else np.empty((0, 61))
-        values = np.delete(values, lost, axis=0)
+        blocks = [np.empty((0, N_VALUES), np.float32), *self._blocks]
+        values = np.delete(np.concatenate(blocks)[: self._n], lost, axis=0)
         start = self.start or FrameTime(0, 0.0, fps, 1)
         try:
             write_csv(self.path, values, fps, start=start)
