@@ -172,7 +172,7 @@ def test_no_speech_means_steady_idle_ticks(make):
     index, _, when = sent(conductor, anna)
     assert np.allclose(np.diff(when), P, atol=1e-4)
     assert (index >= 0).sum() == 0
-    assert conductor.report(anna)["summary"]["speech_frames"] == 0
+    assert conductor.stats_report(anna)["summary"]["speech_frames"] == 0
 
 
 def test_two_performers_share_one_clock_and_one_output(make, capture):
