@@ -228,6 +228,11 @@ _SYNC_OPTIONS = (  # commands that follow the sound card's clock
         metavar="MS",
         help="Face later (+) / earlier (-).",
     ),
+    click.option(
+        "--start-at",
+        metavar="HH:MM:SS.mmm",
+        help="Start the sound and frame 0 at this local time (line up with UE's own audio).",
+    ),
 )
 _RATE = click.IntRange(MIN_RATE, MAX_RATE)
 _STREAM_OPTIONS = (

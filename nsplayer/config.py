@@ -14,6 +14,7 @@ with the shorthands ``NSPLAYER_URL``, ``NSPLAYER_API_KEY`` and ``NSPLAYER_TARGET
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import os
@@ -59,6 +60,7 @@ class Options:
     underrun: str = "silence"  # silence | pause
     stats: Path | None = None
     save_csv: Path | None = None
+    start_at: str | None = None  # HH:MM:SS[.mmm] local time: frame 0 (and the sound) then
     verbose: int = 0
 
 
@@ -148,6 +150,18 @@ def _targets(value: object, text: bool) -> tuple[str, ...]:
     return tuple(targets)
 
 
+def _clock_time(value: object, text: bool) -> str:
+    """HH:MM:SS or HH:MM:SS.mmm, a time of day."""
+    what = "a time of day HH:MM:SS or HH:MM:SS.mmm, e.g. 14:30:05.250"
+    if not isinstance(value, str):
+        raise _Bad(what)
+    try:
+        datetime.time.fromisoformat(value.strip())
+    except ValueError:
+        raise _Bad(what) from None
+    return value.strip()
+
+
 def _path(value: object, text: bool) -> Path:
     if isinstance(value, Path):
         return value
@@ -195,6 +209,7 @@ _KEYS: dict[str, Convert] = {
     "underrun": _choice(*UNDERRUN_MODES),
     "stats": _optional(_path),
     "save_csv": _optional(_path),
+    "start_at": _optional(_clock_time),
     "verbose": _number(int, -9, 9),
 }
 _SECTIONS = {"neurosync": NeuroSyncSettings, "gains": Gains, "idle": IdleSettings}

@@ -11,6 +11,7 @@ sound is heard.
 
 from __future__ import annotations
 
+import datetime
 import math
 import sys
 import threading
@@ -55,7 +56,9 @@ class PlayResult(Outcome):
 class _Feed(threading.Thread):
     """Worker: source blocks -> model frames (kept in order) and audio into the sink."""
 
-    def __init__(self, source: AudioSource, sink: Sink, model: FaceModel | None) -> None:
+    def __init__(
+        self, source: AudioSource, sink: Sink, model: FaceModel | None, start: bool = False
+    ) -> None:
         super().__init__(name="nsplayer-feed", daemon=True)
         self.source, self.sink, self.model = source, sink, model
         self.total: int | None = None  # frames in all, once known
@@ -66,7 +69,7 @@ class _Feed(threading.Thread):
         self._lock = threading.Lock()
         # The audio waits for the first frames (a model may answer late: HTTP) and for the
         # pacer process to start, so that neither misses the first frames' due times.
-        self._waiting = {"frames", "pacer"}
+        self._waiting = {"frames", "pacer", *(["start"] if start else [])}
         sink.gate(True)
 
     def add(self, rows: np.ndarray) -> None:
@@ -81,7 +84,8 @@ class _Feed(threading.Thread):
         return "frames" in self._waiting
 
     def ready(self, what: str) -> None:
-        """``what`` ("frames" or "pacer") is ready; the audio starts once both are."""
+        """``what`` ("frames", "pacer" or the "start" time) is ready; the audio starts once
+        all are."""
         with self._lock:
             self._waiting.discard(what)
             if not self._waiting:
@@ -231,7 +235,7 @@ def _drive(
     conductor: Conductor,
     reporter: Reporter,
 ) -> PlayResult:
-    feed = _Feed(source, sink, model)
+    feed = _Feed(source, sink, model, start=options.start_at is not None)
     if rows is not None:
         feed.add(rows)
     stopped_by = None
@@ -246,6 +250,8 @@ def _drive(
             feed.start()
             conductor.wait_ready()
             feed.ready("pacer")
+            if options.start_at is not None:
+                _start_at(options.start_at, feed, sink, reporter)
             failure = None
             try:
                 conductor.run(
@@ -270,6 +276,20 @@ def _drive(
         if model is not None and not feed.is_alive():
             model.close()
         source.close()
+
+
+def _start_at(when: str, feed: _Feed, sink: Sink, reporter: Reporter) -> None:
+    """Open the audio so that its first sample (and frame 0) is heard at ``when``, a local
+    time of day today: how a face lines up with sound that UE plays itself (--no-audio)."""
+    today = datetime.date.today()
+    target = datetime.datetime.combine(today, datetime.time.fromisoformat(when)).timestamp()
+    delay = target - time.time() - sink.start_lead
+    if delay < 0:
+        raise NsplayerError(f"--start-at {when} is in the past — give a time later today")
+    reporter.say(f"nsplayer: frame 0 at {when} (in {delay + sink.start_lead:.1f} s)")
+    timer = threading.Timer(delay, feed.ready, ("start",))
+    timer.daemon = True
+    timer.start()
 
 
 def _over(feed: _Feed, sink: Sink, performer: Performer, status: _Status) -> bool:

@@ -6,6 +6,7 @@ asserted here (benchmarks/sync.py measures it); these tests check what was sent.
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -527,3 +528,25 @@ def test_every_standard_frame_rate_plays_replays_and_idles(speech_wav, tmp_path,
     assert {f.time.rate_num for f in frames} == {fps}
     speech = math.ceil(sf.info(speech_wav).frames / sf.info(speech_wav).samplerate * fps)
     assert len(frames) >= 2 * speech + round(0.5 * fps) - 2
+
+
+def test_start_at_puts_frame_zero_at_that_time_of_day(speech_wav, tmp_path):
+    """--start-at lines the face up with sound UE plays itself: frame 0 is due then."""
+    start = datetime.datetime.now() + datetime.timedelta(seconds=2.0)
+    if start.date() != datetime.date.today():
+        pytest.skip("too close to midnight")
+    when = start.time().isoformat(timespec="milliseconds")
+    target = time.monotonic() + (start.timestamp() - time.time())  # the null sink's clock
+    stats = tmp_path / "stats.json"
+    proc = run(["play", str(speech_wav), "--no-audio", "--start-at", when, "--stats", str(stats),
+                "--target", "127.0.0.1:9"])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"frame 0 at {when}" in proc.stderr.decode()
+    first = next(f for f in read_stats(stats)["frames"] if f["index"] == 0)
+    assert abs(first["due"] - target) < 0.03
+
+
+def test_start_at_in_the_past_is_one_line(speech_wav):
+    proc = run(["play", str(speech_wav), "--no-audio", "--start-at", "00:00:00"])
+    assert proc.returncode == 1
+    assert proc.stderr.decode().strip().splitlines()[-1].endswith("give a time later today")
