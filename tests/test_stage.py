@@ -239,6 +239,19 @@ def test_interrupt_mode_keeps_the_queue(stage, speech):
     assert client.when("utterance.finished", "now") < client.when("utterance.started", "later")
 
 
+def test_expression_set_holds_an_emotion_between_lines(stage, frames):
+    client = Client(url(stage))
+    time.sleep(0.2)
+    client.send(type="expression.set", subject="bob", emotion={"happy": 1.0})
+    set_at = time.monotonic()
+    time.sleep(0.6)
+    smile = INDEX["MouthSmileLeft"]
+    before = frames.of("bob", until=set_at)
+    after = frames.of("bob", since=set_at + 0.4)
+    assert max(f.values[smile] for f in before) < 0.1 < min(f.values[smile] for f in after)
+    assert max(f.values[smile] for f in frames.of("anna", since=set_at + 0.4)) < 0.1
+
+
 def test_underrun_rests_the_mouth_and_resumes_in_sync(stage, frames, speech):
     pcm, rate = speech
     client = Client(url(stage))

@@ -30,6 +30,7 @@ CUSHION_EXTRA_S = 0.06  # jitter cushion on top of the model's look-ahead
 FEED_S = 0.08  # model blocks: two 40 ms chunks; a frame's audio then waits <= 40 ms more,
 HORIZON_S = 0.04  # within the cushion's 60 ms spare, unless a frame is due this soon
 QUEUED_FEED_S = 0.25  # a queued line's audio goes to the model in big blocks
+MAX_FEED_S = 0.25  # and no more at once: ~1 ms of model time
 PROGRESS_S = 0.1  # utterance.progress every this often
 TICK_S = 0.01  # the director's step: events are this late at most
 
@@ -55,7 +56,8 @@ class Track:
     The voice comes when the utterance's turn comes; until then nothing is due. Audio
     reaches the model in blocks of FEED_S or more (a model call costs about twice as much
     per second of audio in 40 ms chunks as in 80 ms ones), or sooner when a frame it
-    holds would otherwise miss its due time: the director calls ``feed`` every tick.
+    holds would otherwise miss its due time: the director calls ``feed`` every tick, so
+    the model never runs in the event loop.
     """
 
     def __init__(self, model: FaceModel, rate: int, fps: int) -> None:
@@ -67,6 +69,7 @@ class Track:
         self._total: int | None = None  # frames in all, once the audio has ended
         self._audio: list[np.ndarray] = []  # not yet given to the model
         self._waiting = 0  # samples in _audio
+        self._ending = False
         self._lock = threading.Lock()  # the producer adds, the director feeds
 
     def add(self, pcm: np.ndarray) -> None:
@@ -74,41 +77,43 @@ class Track:
             self._audio.append(pcm)
             self._waiting += len(pcm)
 
-    def feed(self, now: float, block_s: float = FEED_S) -> None:
-        """Run the model over the waiting audio if there is a block of it, or if the first
-        frame without a row is due within HORIZON_S."""
+    def end(self) -> None:
+        """The audio has ended: the director runs the rest and the model's flush."""
         with self._lock:
-            if not self._waiting or self._total is not None:
-                return
-            if self._waiting < block_s * self.rate:
-                due = self.due(len(self._rows))
-                if due is None or due - now > HORIZON_S:
-                    return
-            self._run()
+            self._ending = True
 
-    def finish(self) -> None:
-        """The audio has ended: every remaining frame."""
+    def feed(self, now: float, block_s: float = FEED_S) -> None:
+        """Run the model over waiting audio (at most MAX_FEED_S a call, so one long line
+        never holds up the others): a block of it, or less if the first frame without a
+        row is due within HORIZON_S or the audio has ended."""
         with self._lock:
             if self._total is not None:
                 return
-            if self._waiting:
+            if self._waiting and (self._ending or self._waiting >= block_s * self.rate):
                 self._run()
-            self._rows.extend(self.model.flush())
-            self._total = len(self._rows)
-            self.model.close()
+            elif self._waiting:
+                due = self.due(len(self._rows))
+                if due is not None and due - now <= HORIZON_S:
+                    self._run()
+            if self._ending and not self._waiting:
+                self._rows.extend(self.model.flush())
+                self._total = len(self._rows)
+                self.model.close()
 
     def close(self) -> None:
         """Cut short: no more frames."""
         with self._lock:
             self._audio.clear()
+            self._waiting = 0
             self._total = len(self._rows) if self._total is None else self._total
             self.model.close()
 
     def _run(self) -> None:
         pcm = self._audio[0] if len(self._audio) == 1 else np.concatenate(self._audio)
-        self._audio.clear()
-        self._waiting = 0
-        self._rows.extend(self.model.feed(pcm))
+        most = round(MAX_FEED_S * self.rate)
+        self._audio = [pcm[most:]] if len(pcm) > most else []
+        self._waiting = len(pcm) - len(pcm[:most])
+        self._rows.extend(self.model.feed(pcm[:most]))
 
     def due(self, index: int) -> float | None:
         voice = self.voice
@@ -275,7 +280,7 @@ class Cast:
         if utterance.ended:
             return
         utterance.ended = True
-        utterance.track.finish()
+        utterance.track.end()
         with self.lock:
             if utterance.voice is not None:
                 utterance.voice.end()

@@ -25,6 +25,7 @@ from nsplayer.audio.sinks import NullSink, open_sink
 from nsplayer.engine import Conductor, write_json
 from nsplayer.errors import NsplayerError
 from nsplayer.netaddr import bind_error, host_port, is_loopback, resolve
+from nsplayer.player import _fine_thread_switching as fine_thread_switching
 from nsplayer.stage.app import AppSettings, build_app
 from nsplayer.stage.cast import Cast, CastSettings
 from nsplayer.stage.protocol import MAX_MESSAGE_BYTES, ProtocolError, subject_name
@@ -169,7 +170,8 @@ class Service:
         """Serve; the faces are eased out before it returns the signal that stopped it."""
         try:
             self.stage.start()
-            asyncio.run(self._uvicorn.serve(sockets=[self.socket]))
+            with fine_thread_switching():  # the conductor gets the GIL back within 0.5 ms
+                asyncio.run(self._uvicorn.serve(sockets=[self.socket]))
         finally:
             self.stage.close()
             self.socket.close()
