@@ -212,6 +212,9 @@ class ProcessPacer(_Streams):
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 bufsize=0,
+                # Its own session (POSIX): a terminal's Ctrl-C never reaches it, not even while
+                # it starts, before it can ignore signals; it ends when its input closes.
+                start_new_session=True,
             )
             config = {
                 "addresses": sender.addresses,

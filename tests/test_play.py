@@ -550,3 +550,30 @@ def test_start_at_in_the_past_is_one_line(speech_wav):
     proc = run(["play", str(speech_wav), "--no-audio", "--start-at", "00:00:00"])
     assert proc.returncode == 1
     assert proc.stderr.decode().strip().splitlines()[-1].endswith("give a time later today")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX")
+@pytest.mark.parametrize("delay", [0.15, 0.25, 0.35, 0.45, 0.6])
+def test_ctrl_c_while_starting_up_never_prints_a_traceback(delay):
+    """A terminal's Ctrl-C reaches the whole process group; the pacer process has a session
+    of its own, so even one that arrives while it starts leaves no traceback."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nsplayer",
+            "idle",
+            "--duration",
+            "5",
+            "--target",
+            "127.0.0.1:9",
+            "-q",
+        ],
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=10) in (130, -signal.SIGINT)  # -2: before Python installed handlers
+    err = proc.stderr.read().decode()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
