@@ -448,7 +448,9 @@ def devices() -> None:
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
 def serve(host: str, port: int, rows: str, max_body_mb: float, **params) -> None:
-    """NeuroSync-compatible HTTP API over the embedded model (POST /audio_to_blendshapes)."""
+    """NeuroSync-compatible HTTP API over the embedded model (POST /audio_to_blendshapes).
+
+    Ctrl-C or SIGTERM finishes the requests in progress (at most 5 s) and exits 130/143."""
     from nsplayer.server import ServerSettings
     from nsplayer.server import serve as run_server
 
