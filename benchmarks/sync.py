@@ -201,7 +201,9 @@ def run_naive(clip: Path, device: str | None) -> dict[str, float]:
             sender.send(values, FrameTime(i, 0.0, FPS, 1))
             sent[i] = sink.now()
             time.sleep(1 / FPS)
-        sink.drain(timeout=5)
+        deadline = time.monotonic() + 5
+        while not sink.played() and time.monotonic() < deadline:
+            time.sleep(0.005)
         due = np.array([sink.dac_time(round(i * rate / FPS)) for i in range(frames)])
     finally:
         sink.close()

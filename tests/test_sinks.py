@@ -155,6 +155,13 @@ def _pulse_running() -> bool:
     return subprocess.run(["pactl", "info"], capture_output=True).returncode == 0
 
 
+def wait_played(sink, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not sink.played():
+        assert time.monotonic() < deadline, "the sink never played its samples out"
+        time.sleep(0.005)
+
+
 needs_pulse = pytest.mark.skipif(
     not _pulse_running(), reason="no PulseAudio server (CI starts a null sink)"
 )
@@ -168,7 +175,7 @@ def test_device_sink_on_pulseaudio_null_sink():
         opened = sink.now()
         sink.write(np.zeros((4410, 1), np.float32))  # 200 ms
         sink.end()
-        sink.drain(timeout=5)
+        wait_played(sink)
         first, last = sink.dac_time(0), sink.dac_time(4409)
         assert opened < first < opened + 5  # same clock as now(), not monotonic
         assert last - first == pytest.approx(4409 / 22050, abs=0.02)
@@ -199,7 +206,7 @@ def test_device_sink_resamples_a_rate_the_device_refuses():
         assert sink.sample_rate != 400_000 and sink.kind == "device"
         sink.write(np.zeros((80_000, 1), np.float32))  # 200 ms at the source rate
         sink.end()
-        sink.drain(timeout=5)
+        wait_played(sink)
         assert abs(sink.written - 80_000) <= 10  # counted in source samples
         span = sink.dac_time(79_999) - sink.dac_time(0)
         assert span == pytest.approx(0.2, abs=0.02)
@@ -244,3 +251,25 @@ def test_a_start_is_announced_start_lead_ahead_counting_the_output_latency(laten
     sink.end()
     clock.t += 0.01  # the virtual callback at 50.01 runs and announces the start
     assert sink.dac_time(0) == pytest.approx(50.01 + heard_after)
+
+
+def test_a_device_underflow_mid_stream_is_an_underrun_counted_once():
+    """The device's own output_underflow flag (its callback came late) is a gap heard, like
+    the ring running dry; both in one callback are one gap; before playback or after the end
+    it is silence that nobody hears."""
+    clock = FakeClock()  # stands still: the callbacks below are driven by hand
+    sink = NullSink(SR, clock=clock.now, buffer_ms=0, start_lead=0.0, underrun="pause")
+    out = np.zeros((80, 1), np.float32)
+    sink._consume(out, 1.0, underflow=True)  # nothing plays yet
+    sink.write(np.zeros((200, 1), np.float32))
+    sink._consume(out, 1.01)
+    sink._consume(out, 1.02, underflow=True)  # late, while playing
+    assert sink.underruns == 1
+    assert sink.dac_time(160) is not None  # a late device is no reason to pause
+    sink._consume(out, 1.03, underflow=True)  # late and the ring ran dry: one gap
+    assert sink.underruns == 2
+    sink.write(np.zeros((80, 1), np.float32))
+    sink.end()
+    sink._consume(out, 1.04)
+    sink._consume(out, 1.05, underflow=True)  # after the end: nothing left to hear
+    assert sink.underruns == 2

@@ -1,11 +1,12 @@
 """Audio sinks that play PCM and tell when each written sample is heard.
 
-Both sinks keep a bounded ring of samples that a callback drains, and record for
-every callback the DAC time of the first sample it took (PortAudio's
+Both sinks keep a bounded ring of samples that a callback drains (``ring.Ring``), and
+record for every callback the DAC time of the first sample it took (PortAudio's
 ``outputBufferDacTime``: when that sample reaches the speaker). From those records
-``dac_time(i)`` maps any written sample index to the time it is heard, on the
-sink's own clock ``now()``. The scheduler uses nothing else, so it follows the
-sound card and compensates its output latency.
+(``dacclock.DacClock``) ``dac_time(i)`` maps any written sample index to the time it is
+heard, on the sink's own clock ``now()``. The scheduler uses nothing else, so it follows
+the sound card and compensates its output latency. What ``Sink`` itself decides is when
+samples may play: the jitter buffer, the gate, the device's warm-up, underruns.
 
 Times from different sinks are on different clocks: PortAudio's (on Debian it is
 CLOCK_REALTIME, not ``time.monotonic()``) for the device, an injectable clock for
@@ -14,36 +15,34 @@ the null sink. Never mix a sink's times with another clock.
 
 from __future__ import annotations
 
-import bisect
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 
+from nsplayer.audio.dacclock import DacClock
 from nsplayer.audio.devices import load_sounddevice, output_settings, resolve_device
 from nsplayer.audio.resample import Resampler
+from nsplayer.audio.ring import Ring
 from nsplayer.errors import NsplayerError
 
 UNDERRUN_MODES = ("silence", "pause")
-_HISTORY = 4096  # callbacks remembered: tens of seconds, far more than any output latency
-_SMOOTHING = 0.1  # share of each DAC-time surprise taken (see Sink._smooth)
-_JUMP = 0.010  # a DAC time this far from the prediction is a real jump, taken whole
 SILENT_S = 2.0  # a device without a callback (or progress) this long has stopped
 
 
 class Sink:
-    """Ring buffer + callback bookkeeping shared by the device and null sinks.
+    """What the device and null sinks share: a ``Ring`` of samples that the callback drains,
+    a ``DacClock`` of where they went, and the policy of when samples may play.
 
     ``buffer_ms`` of audio must be queued before playback starts (a jitter buffer for
     streams). On underrun the callback plays silence; with ``underrun="pause"`` it also
     waits for the buffer to refill before resuming, with ``"silence"`` it resumes as soon
     as data comes. Every (re)start is announced by ``dac_time`` at least ``start_lead``
     before it is heard (the output latency counts towards it), so the first frames are
-    not late. ``dac_time`` stays exact
-    through gaps, because each callback records where the real samples it played went.
+    not late. ``dac_time`` stays exact through gaps, because each callback records where
+    the real samples it played went.
     """
 
     kind = "sink"
@@ -64,29 +63,18 @@ class Sink:
         self.channels = channels
         self.latency = 0.0  # nominal output latency (PortAudio's figure)
         self.measured_latency: float | None = None  # last callback's DAC time - its time
-        self.underruns = 0
-        self.status_errors = 0  # callbacks the device flagged (e.g. output underflow)
-        self.start_lead = start_lead
+        self.underruns = 0  # gaps heard mid-stream: the ring ran dry, or the device did
+        self.status_errors = 0  # callbacks the device flagged (underflow, priming, ...)
         self._pause_on_underrun = underrun == "pause"
         self._prebuffer = max(1, round(sample_rate * buffer_ms / 1000.0))
-        capacity = max(round(sample_rate * capacity_s), 2 * self._prebuffer)
-        self._ring = np.zeros((capacity, channels), np.float32)
-        self._batch = capacity // 4
-        self._read = 0  # ring position of the next sample to play
-        self._count = 0  # samples queued
-        self._written = 0  # sample index of the next write
-        self._consumed = 0  # sample index of the next sample to play
+        self._ring = Ring(max(round(sample_rate * capacity_s), 2 * self._prebuffer), channels)
+        self._dac_clock = DacClock(sample_rate, start_lead)
         self._filling = True  # waiting for the jitter buffer before playing
         self._held = False  # device still warming up: play silence, keep samples
         self._gated = False  # the player waits for its first frames: keep samples
         self._flowing = False  # the last callback was all real samples
-        self._play_from: float | None = None  # DAC time where playback (re)starts
-        self._period = 0.0  # duration of the last callback's buffer
         self._ended = False
         self._closed = False
-        self._starts: deque[int] = deque(maxlen=_HISTORY)
-        self._dacs: deque[float] = deque(maxlen=_HISTORY)
-        self._next_dac: float | None = None
         self._cond = threading.Condition()
 
     # -- clock ---------------------------------------------------------------------------------
@@ -99,6 +87,11 @@ class Sink:
         """Why the sink can no longer play (the device went away), or None."""
         return None
 
+    @property
+    def start_lead(self) -> float:
+        """How long before it is heard every (re)start is announced."""
+        return self._dac_clock.start_lead
+
     def dac_time(self, sample_index: int) -> float | None:
         """When sample ``sample_index`` is (or will be) heard, on ``now()``'s clock.
 
@@ -108,40 +101,32 @@ class Sink:
         """
         self._advance()
         with self._cond:
-            if sample_index < self._consumed:
-                k = bisect.bisect_right(self._starts, sample_index) - 1
-                k = max(k, 0)  # older than the history: extrapolate from the oldest record
-                return self._dacs[k] + (sample_index - self._starts[k]) / self.sample_rate
-            if sample_index >= self._written or self._filling or self._held or self._gated:
+            taken = self._ring.taken
+            if sample_index < taken:
+                return self._dac_clock.heard(sample_index)
+            if sample_index >= self._ring.written or self._filling or self._held or self._gated:
                 return None
-            return self._estimate() + (sample_index - self._consumed) / self.sample_rate
+            return self._estimate() + (sample_index - taken) / self.sample_rate
 
     def _estimate(self) -> float:
         """DAC time of the next sample to play (lock held).
 
         While playing, the device's own pace (the last callback's DAC time plus its length)
-        is the best guess, even if a callback runs late; otherwise the next start is
-        start_lead ahead, and never in the past.
+        is the best guess, even if a callback runs late; otherwise the next (re)start.
         """
-        if self._flowing and self._next_dac is not None:
-            return self._next_dac
-        now = self.now()
-        base = max(now + self.latency if self._next_dac is None else self._next_dac, now)
-        if self._play_from is not None:
-            return max(self._play_from, base)
-        return base + self._lead(self._period)
+        clock = self._dac_clock
+        if self._flowing and clock.next_dac is not None:
+            return clock.next_dac
+        return clock.next_start(self.now(), self.latency, self._ahead())
 
-    def _lead(self, period: float) -> float:
-        """How long a callback holds a (re)start: its samples are heard the output latency
-        after it runs, so the rest of start_lead, rounded up to whole callbacks (exact)."""
-        ahead = self.latency if self.measured_latency is None else self.measured_latency
-        need = max(0.0, self.start_lead - ahead)
-        return need if period <= 0 else period * math.ceil(need / period - 1e-9)
+    def _ahead(self) -> float:
+        """How long after its callback a sample is heard: measured, else nominal."""
+        return self.latency if self.measured_latency is None else self.measured_latency
 
     @property
     def written(self) -> int:
         """Samples accepted by ``write`` so far."""
-        return self._written
+        return self._ring.written
 
     # -- producer side -------------------------------------------------------------------------
     def write(self, block: np.ndarray) -> bool:
@@ -156,13 +141,15 @@ class Sink:
             with self._cond:
                 if self._closed:
                     return False
-                space = len(self._ring) - self._count
-                if space < min(len(block) - pos, self._batch):  # refill in batches, not
-                    self._cond.wait(0.05)  # a sliver per callback (woken by _consume)
+                n = self._ring.room(len(block) - pos)
+                if not n:  # woken by _consume once a batch fits
+                    self._cond.wait(0.05)
                     continue
-                n = min(space, len(block) - pos)
-                self._put(block[pos : pos + n])
+                self._ring.put(block[pos : pos + n])
                 pos += n
+                if self._filling and self._ring.count >= self._prebuffer:
+                    self._filling = False
+                self._cond.notify_all()
         return True
 
     def end(self) -> None:
@@ -172,31 +159,13 @@ class Sink:
             self._filling = False
             self._cond.notify_all()
 
-    def drain(self, timeout: float | None = None) -> None:
-        """Wait until every written sample has been heard (or the timeout passes)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self._advance()
-            with self._cond:
-                last = self._written - 1
-                done = self._consumed >= self._written
-            if done:
-                heard = self.dac_time(last) if last >= 0 else None
-                wait = 0.0 if heard is None else heard - self.now()
-                if wait > 0:
-                    time.sleep(wait if deadline is None else min(wait, deadline - time.monotonic()))
-                return
-            if deadline is not None and time.monotonic() >= deadline:
-                return
-            time.sleep(self._wait_step())
-
     def played(self) -> bool:
         """True once the input has ended and every written sample has been heard."""
         self._advance()
         with self._cond:
-            if not self._ended or self._consumed < self._written:
+            if not self._ended or self._ring.taken < self._ring.written:
                 return False
-            last = self._written - 1
+            last = self._ring.written - 1
         heard = self.dac_time(last) if last >= 0 else None
         return heard is None or heard <= self.now()
 
@@ -211,7 +180,7 @@ class Sink:
     @property
     def consumed(self) -> int:
         """Samples handed to the device so far."""
-        return self._consumed
+        return self._ring.taken
 
     def stop_audio(self) -> None:
         """Play silence from now on and refuse writes; the clock keeps running."""
@@ -234,71 +203,36 @@ class Sink:
         """Hook for format conversion (the device sink resamples here if it must)."""
         return np.asarray(block, np.float32).reshape(-1, self.channels)
 
-    def _put(self, block: np.ndarray) -> None:
-        n, size = len(block), len(self._ring)
-        start = (self._read + self._count) % size
-        first = min(n, size - start)
-        self._ring[start : start + first] = block[:first]
-        self._ring[: n - first] = block[first:]
-        self._count += n
-        self._written += n
-        if self._filling and self._count >= self._prebuffer:
-            self._filling = False
-        self._cond.notify_all()
+    def _consume(self, out: np.ndarray, dac: float, underflow: bool = False) -> None:
+        """Fill ``out`` from the ring (silence where there is nothing); called per callback.
 
-    def _consume(self, out: np.ndarray, dac: float) -> None:
-        """Fill ``out`` from the ring (silence where there is nothing); called per callback."""
+        ``underflow``: the device says it ran out before this callback (it came late).
+        """
         frames = len(out)
+        ring = self._ring
         with self._cond:
             period = frames / self.sample_rate
-            dac = self._smooth(dac)
-            active = not (self._filling or self._closed or self._held or self._gated)
+            dac = self._dac_clock.callback(dac, period)
             take = 0
-            if active and self._count:
-                if not self._flowing and self._play_from is None:  # announce the (re)start
-                    self._play_from = dac + self._lead(period)
-                if self._flowing or dac >= self._play_from - 0.5 * period:
-                    take = min(frames, self._count)
-                    self._play_from = None
+            playable = ring.count and not (
+                self._filling or self._closed or self._held or self._gated
+            )
+            if playable and (self._flowing or self._dac_clock.starts(dac, period, self._ahead())):
+                take = min(frames, ring.count)
             if take:
-                size = len(self._ring)
-                first = min(take, size - self._read)
-                out[:first] = self._ring[self._read : self._read + first]
-                out[first:take] = self._ring[: take - first]
-                self._read = (self._read + take) % size
-                self._count -= take
-                self._starts.append(self._consumed)
-                self._dacs.append(dac)
-                self._consumed += take
-            out[take:] = 0.0
-            if self._flowing and take < frames and not self._ended:  # ran dry: underrun
+                self._dac_clock.record(ring.taken, dac)
+                if ring.take(out, take):  # just made room for a writer's batch
+                    self._cond.notify_all()
+            if take < frames:
+                out[take:] = 0.0
+            dry = take < frames and not self._ended  # the producer fell behind
+            if self._flowing and (dry or (underflow and take)):  # a gap heard mid-stream
                 self.underruns += 1
-                self._filling = self._pause_on_underrun
+                self._filling = dry and self._pause_on_underrun
             self._flowing = take == frames
-            self._period = period
-            self._next_dac = dac + period
-            free = len(self._ring) - self._count
-            if free >= self._batch > free - take:  # just made room for a writer's batch
-                self._cond.notify_all()
-
-    def _smooth(self, dac: float) -> float:
-        """Follow the device's DAC times without their jitter (lock held).
-
-        Some drivers (ALSA's PulseAudio plugin) report DAC times that wander by a few ms
-        from one callback to the next, while the samples play at a steady rate. Each new
-        time is predicted from the last plus one buffer and corrected by a tenth of the
-        surprise: jitter averages out, drift is followed within microseconds, and a real
-        jump (a stall, a restart) of more than _JUMP is taken at once.
-        """
-        if self._next_dac is None or abs(dac - self._next_dac) > _JUMP:
-            return dac
-        return self._next_dac + _SMOOTHING * (dac - self._next_dac)
 
     def _advance(self) -> None:
         """Run any callbacks that are due (only the null sink has to)."""
-
-    def _wait_step(self) -> float:
-        return 0.005
 
 
 class NullSink(Sink):
@@ -342,15 +276,12 @@ class NullSink(Sink):
         while self._next_callback <= now and not self._closed:
             self._consume(self._out, self._next_callback + self.latency)
             self._next_callback += period
-            waiting = self._count == 0 or self._gated or self._filling  # nothing can play:
+            waiting = not self._ring.count or self._gated or self._filling  # nothing can play:
             if waiting and self._next_callback <= now:  # skip to now, so a start counts from now
                 skipped = math.floor((now - self._next_callback) / period)
                 self._next_callback += skipped * period
                 if skipped:
-                    self._next_dac = self._next_callback + self.latency
-
-    def _wait_step(self) -> float:
-        return self._block / self.sample_rate
+                    self._dac_clock.next_dac = self._next_callback + self.latency
 
 
 class DeviceSink(Sink):
@@ -361,7 +292,7 @@ class DeviceSink(Sink):
     takes its first few buffers in a burst, reports DAC times for them as if they played
     at once, then stalls up to a second: no real sample is handed over until callbacks
     arrive at the device's pace, so every recorded DAC time is a true one. The source rate
-    is used if the device takes it, else the device's default rate with linear resampling.
+    is used if the device takes it, else the device's default rate, resampled (soxr).
     """
 
     kind = "device"
@@ -447,9 +378,10 @@ class DeviceSink(Sink):
     @property
     def written(self) -> int:
         """Source samples accepted so far (the ring counts device samples if resampling)."""
+        written = self._ring.written
         if self._resampler is None:
-            return self._written
-        return math.floor(self._written * self.source_rate / self.sample_rate)
+            return written
+        return math.floor(written * self.source_rate / self.sample_rate)
 
     def close(self) -> None:
         super().close()
@@ -483,7 +415,7 @@ class DeviceSink(Sink):
         # Host APIs without DAC timestamps report 0: fall back to now + nominal latency.
         dac = float(timing.outputBufferDacTime) or current + self.latency
         self.measured_latency = dac - current
-        self._consume(outdata, dac)
+        self._consume(outdata, dac, bool(status) and status.output_underflow)
 
     def _warm_up(self, current: float, frames: int) -> None:
         """Release playback once callbacks come paced by the device, not in a burst."""
