@@ -22,6 +22,7 @@ import numpy as np
 
 from nsplayer.audio.mixer import Mixer, Voice
 from nsplayer.engine import Conductor, Look, Performer
+from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
 from nsplayer.models.base import FaceModel
 from nsplayer.stage.protocol import ProtocolError
@@ -190,9 +191,17 @@ class Subject:
 class Cast:
     """Every subject of the service, over one conductor and one mixer."""
 
-    def __init__(self, settings: CastSettings, conductor: Conductor, mixer: Mixer) -> None:
+    def __init__(
+        self,
+        settings: CastSettings,
+        conductor: Conductor,
+        mixer: Mixer,
+        join: Callable[[str, Look], Performer],
+    ) -> None:
+        """``join`` adds a performer to the conductor (safely, while it runs)."""
         self.settings = settings
         self.conductor = conductor
+        self.join = join
         self.mixer = mixer
         self.subjects: dict[str, Subject] = {}
         self.lock = threading.RLock()
@@ -227,7 +236,10 @@ class Cast:
                         f"at most {self.settings.max_subjects} subjects (--max-subjects); "
                         f"{name!r} would be one more",
                     )
-                performer = self.conductor.add(name, self.settings.look)
+                try:
+                    performer = self.join(name, self.settings.look)
+                except NsplayerError as exc:  # a name the packet cannot carry
+                    raise ProtocolError("bad_field", str(exc)) from None
                 subject = self.subjects[name] = Subject(name, performer)
             return subject
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import uvicorn
 
 from nsplayer.audio.mixer import Mixer
 from nsplayer.audio.sinks import NullSink, open_sink
-from nsplayer.engine import Conductor, write_json
+from nsplayer.engine import Conductor, Look, Performer, write_json
 from nsplayer.errors import NsplayerError
 from nsplayer.netaddr import bind_error, host_port, is_loopback, resolve
 from nsplayer.player import _fine_thread_switching as fine_thread_switching
@@ -36,6 +38,7 @@ LOCAL_RATE = 48000  # the mixed output: what sound cards take without converting
 TIMELINE_RATE = 24000  # --audio none: nothing is heard, the common TTS rate avoids resampling
 WS_MAX_BYTES = 4 * MAX_MESSAGE_BYTES  # bigger frames close the connection; smaller: an error
 BACKLOG = 128
+JOIN_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class Stage:
         else:
             sink = open_sink(LOCAL_RATE, 1, device=settings.device, buffer_ms=10)
         self.mixer = Mixer(sink)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._perform, name="stage-conductor", daemon=True)
+        self._joining: queue.SimpleQueue[tuple[str, Look, Future[Performer]]] = queue.SimpleQueue()
         try:
             self.conductor = Conductor(
                 self.mixer.now,
@@ -73,14 +79,12 @@ class Stage:
                 av_offset_ms=settings.av_offset_ms,
                 detailed=settings.stats is not None,
             )
-            self.cast = Cast(settings.cast, self.conductor, self.mixer)
+            self.cast = Cast(settings.cast, self.conductor, self.mixer, self._join)
             for name in settings.subjects:
-                self.cast.subject(_subject(name))
+                _cast_subject(self.cast, name)
         except BaseException:
             self.mixer.close()
             raise
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._perform, name="stage-conductor", daemon=True)
 
     def start(self) -> None:
         self.mixer.start()
@@ -101,9 +105,25 @@ class Stage:
             reports = [self.conductor.stats_report(p) for p in self.conductor.performers]
             write_json(self.settings.stats, {"subjects": reports})
 
+    def _join(self, subject: str, look: Look) -> Performer:
+        """A new performer, added on the conductor's own thread once it runs: a step plans
+        every performer, then picks one, and must not find one it has not planned."""
+        if not self._thread.is_alive():
+            return self.conductor.add(subject, look)
+        joined: Future[Performer] = Future()
+        self._joining.put((subject, look, joined))
+        self.conductor.wake()
+        return joined.result(timeout=JOIN_TIMEOUT_S)
+
     def _perform(self) -> None:
         """The conductor's thread: every subject's frames until the end, then the ease-out."""
         while not self._stop.is_set():
+            while not self._joining.empty():
+                subject, look, joined = self._joining.get()
+                try:
+                    joined.set_result(self.conductor.add(subject, look))
+                except Exception as exc:  # e.g. a name the packet cannot carry
+                    joined.set_exception(exc)
             if self.conductor.performers:
                 self.conductor.step()
             else:
@@ -182,9 +202,9 @@ class Service:
         self._uvicorn.should_exit = True
 
 
-def _subject(name: str) -> str:
+def _cast_subject(cast: Cast, name: str) -> None:
     try:
-        return subject_name(name)
+        cast.subject(subject_name(name))
     except ProtocolError as exc:
         raise NsplayerError(f"--subject: {exc}") from None
 
