@@ -125,7 +125,7 @@ class _Feed(threading.Thread):
 
     def idling(self, index: int) -> bool:
         """True from the frame where a failed model was told to idle (--on-model-error idle)."""
-        idle_from = getattr(self.model, "idle_from_frame", None)
+        idle_from = None if self.model is None else self.model.idle_from_frame
         return idle_from is not None and index >= idle_from
 
     def finished(self, index: int, sample_rate: int, fps: int) -> bool:
@@ -443,7 +443,7 @@ def _open(
     model = sink = source = None
     try:
         if expect is not None:
-            model = _create_model(options, expect[0], streaming=True) if with_model else None
+            model = _create_model(options, expect[0], True, reporter) if with_model else None
             sink = _open_sink(*expect, True, options, model, reporter)
         source = open_audio()
         if expect is not None and (source.sample_rate, source.channels) != expect:
@@ -455,7 +455,7 @@ def _open(
                 model = None
         streaming = source.frames is None
         if with_model and model is None:
-            model = _create_model(options, source.sample_rate, streaming)
+            model = _create_model(options, source.sample_rate, streaming, reporter)
         if sink is None:
             sink = _open_sink(
                 source.sample_rate, source.channels, streaming, options, model, reporter
@@ -468,11 +468,16 @@ def _open(
     return source, sink, model
 
 
-def _create_model(options: Options, rate: int, streaming: bool) -> FaceModel:
+def _create_model(options: Options, rate: int, streaming: bool, reporter: Reporter) -> FaceModel:
     from nsplayer.models import create_model  # replay and idle need no model
 
     return create_model(
-        options.model, rate, options.fps, causal=streaming, settings=options.neurosync
+        options.model,
+        rate,
+        options.fps,
+        causal=streaming,
+        settings=options.neurosync,
+        report=reporter.say,
     )
 
 

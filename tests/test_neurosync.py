@@ -27,6 +27,7 @@ from livelink import read_csv
 from livelink.names import JAW_OPEN
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
+from nsplayer.models.fallback import FallbackModel
 from nsplayer.models.neurosync import HttpClient, NeuroSyncModel, NeuroSyncSettings, wav_bytes
 from nsplayer.server import API_PATH, ServerSettings, infer, running
 
@@ -117,9 +118,9 @@ def test_chunking_does_not_change_the_result(serve_url: str) -> None:
     np.testing.assert_array_equal(a, b)
 
 
-def test_factory_builds_it(serve_url: str) -> None:
+def test_factory_builds_it_with_the_failure_rule_around_it(serve_url: str) -> None:
     model = create_model("neurosync", RATE, 60, causal=False, settings=settings(serve_url))
-    assert isinstance(model, NeuroSyncModel)
+    assert isinstance(model, FallbackModel) and isinstance(model.primary, NeuroSyncModel)
     model.close()
 
 
@@ -361,24 +362,34 @@ def killed_after_first(faulty) -> Faulty:
     return srv
 
 
-def test_killed_server_falls_back_to_embedded(faulty, caplog) -> None:
+def with_rule(url: str, fps: int = 60, **kwargs) -> tuple[FallbackModel, list[str]]:
+    """The NeuroSync model as create_model builds it, with its failure rule; the lines it
+    reports."""
+    lines: list[str] = []
+    model = create_model(
+        "neurosync",
+        RATE,
+        fps,
+        causal=False,
+        settings=settings(url, max_inflight=1, retries=0, **kwargs),
+        report=lines.append,
+    )
+    return model, lines
+
+
+def test_killed_server_falls_back_to_embedded(faulty) -> None:
     srv = killed_after_first(faulty)
-    pcm = speechlike(14.0)
-    model = NeuroSyncModel(RATE, 60, settings(srv.url, max_inflight=1, retries=0))
-    with caplog.at_level(logging.WARNING):
-        frames = run(model, pcm)
+    model, lines = with_rule(srv.url)
+    frames = run(model, speechlike(14.0))
     assert frames.shape == (840, 61) and np.isfinite(frames).all()
     assert (frames[:180] == np.float32(0.2)).all()  # the server's first answer
     assert not (frames[240:] == np.float32(0.2)).all()  # the embedded model's
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "continuing with the embedded model" in warnings[0]
+    assert len(lines) == 1 and "continuing with the embedded model" in lines[0]
 
 
 def test_killed_server_goes_idle(faulty) -> None:
     srv = killed_after_first(faulty)
-    model = NeuroSyncModel(
-        RATE, 30, settings(srv.url, max_inflight=1, retries=0, on_model_error="idle")
-    )
+    model, _ = with_rule(srv.url, 30, on_model_error="idle")
     frames = run(model, speechlike(14.0))
     assert frames.shape == (420, 61)
     idle = model.idle_from_frame
@@ -388,9 +399,7 @@ def test_killed_server_goes_idle(faulty) -> None:
 
 def test_killed_server_stops(faulty) -> None:
     srv = killed_after_first(faulty)
-    model = NeuroSyncModel(
-        RATE, 60, settings(srv.url, max_inflight=1, retries=0, on_model_error="stop")
-    )
+    model, _ = with_rule(srv.url, on_model_error="stop")
     with pytest.raises(NsplayerError, match=r"127\.0\.0\.1"):
         run(model, speechlike(14.0))
 

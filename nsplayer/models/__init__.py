@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nsplayer.errors import NsplayerError
@@ -20,11 +22,13 @@ def create_model(
     *,
     causal: bool = True,
     settings: NeuroSyncSettings | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> FaceModel:
     """Build the model called ``name`` for audio at ``sample_rate``, frames at ``fps``.
 
     ``causal`` asks the embedded model for live-input look-ahead (~20 ms) instead of its
-    offline look-ahead (~110 ms); ``settings`` configure the neurosync HTTP client.
+    offline look-ahead (~110 ms); ``settings`` configure the neurosync HTTP client, whose
+    failure mid-run is handled by ``FallbackModel`` (``report`` gets its one line).
     """
     if sample_rate < 4000:
         raise NsplayerError(
@@ -37,7 +41,14 @@ def create_model(
 
         return EmbeddedModel(sample_rate, fps, causal=causal)
     if name == "neurosync":
-        from nsplayer.models.neurosync import NeuroSyncModel
+        from nsplayer.models.fallback import FallbackModel
+        from nsplayer.models.neurosync import NeuroSyncModel, NeuroSyncSettings
 
-        return NeuroSyncModel(sample_rate, fps, settings)
+        settings = settings or NeuroSyncSettings()
+        return FallbackModel(
+            NeuroSyncModel(sample_rate, fps, settings),
+            settings.on_model_error,
+            lambda: create_model("embedded", sample_rate, fps, causal=causal),
+            report or (lambda line: print(line, file=sys.stderr)),
+        )
     raise NsplayerError(f"unknown model {name!r} — choose one of: {', '.join(MODEL_NAMES)}")

@@ -35,6 +35,9 @@ class FaceModel(Protocol):
     sample_rate: int
     fps: int
     lookahead_s: float  # audio needed past a frame's time before that frame is returned
+    # From this frame on the rows carry no speech (a remote model failed and the run goes on
+    # with the idle face: models.fallback); None for models that never stop speaking.
+    idle_from_frame: int | None
 
     def feed(self, pcm: np.ndarray) -> np.ndarray:
         """Consume mono float32 samples; return new frames, shape (n, 61) or (n, 68)."""
@@ -47,3 +50,9 @@ class FaceModel(Protocol):
     def close(self) -> None:
         """Release threads, sessions or sockets."""
         ...
+
+
+class RemoteModel(FaceModel, Protocol):
+    """A model behind a network: it can fail in the middle of a run."""
+
+    answered: bool  # it answered at least once (a failure before means a wrong URL or server)

@@ -167,6 +167,8 @@ class _Dynamics:
 class EmbeddedModel:
     """Streaming speech -> 61 ARKit values per frame. See the module docstring."""
 
+    idle_from_frame = None  # it never stops speaking (see FaceModel)
+
     def __init__(self, sample_rate: int, fps: int = 60, causal: bool = True) -> None:
         if sample_rate < 4000 or fps <= 0:
             raise ValueError(f"unsupported sample rate {sample_rate} Hz or fps {fps}")

@@ -8,11 +8,9 @@ segment is back, not after the whole file); later segments are requested ahead o
 by at most ``max_inflight`` worker threads and ``feed`` returns whatever is ready. Frames
 are stitched at 60 fps (exactly ceil(duration * 60)), then resampled to the requested fps.
 
-If the server fails after it has answered once, ``on_model_error`` decides:
-``embedded`` continues with the embedded model from the first missing frame, ``idle`` returns
-all-zero rows from there and sets ``idle_from_frame`` (the player steps its animator with no
-speech from that frame on), ``stop`` raises. A failure before the first answer always raises:
-the URL or the server is wrong, and the user should hear about it.
+A failure raises NsplayerError; ``answered`` tells whether the server had answered before.
+What happens then (``on_model_error``) is ``models.fallback``'s one rule, which
+``create_model`` wraps this model in.
 
 The API key goes only into the ``API-Key`` request header: never into messages or logs.
 """
@@ -371,7 +369,7 @@ class NeuroSyncModel(FaceModel):
         self.fps = int(fps)
         # audio needed before a frame is final: a segment, plus time for its request
         self.lookahead_s = settings.segment_s + REQUEST_ALLOWANCE_S
-        self.idle_from_frame: int | None = None  # output frame from which rows carry no speech
+        self.idle_from_frame: int | None = None  # never set here: see models.fallback
         self._settings = settings
         self._client = HttpClient(settings)
         self._pool = Workers(max(1, settings.max_inflight))
@@ -385,10 +383,8 @@ class NeuroSyncModel(FaceModel):
         self._pending: deque[_Pending] = deque()
         self._tail: tuple[int, np.ndarray] | None = None  # last answer's overlap, not yet out
         self._emitted = 0  # 60 fps frames emitted
-        self._answered = False
+        self.answered = False
         self._width: int | None = None
-        self._fallback: FaceModel | None = None
-        self._idle = False
         self._out = _Resampler(self.fps)
 
     # --- FaceModel -------------------------------------------------------------------------
@@ -397,31 +393,23 @@ class NeuroSyncModel(FaceModel):
         """Queue audio, submit every full segment, return the frames ready so far."""
         pcm = np.asarray(pcm, np.float32).reshape(-1)
         self._n_samples += len(pcm)
-        if self._fallback is not None:
-            return self._out.push(self._from_fallback(self._fallback.feed(pcm)))
-        if self._idle:
-            return self._out.push(self._idle_rows(math.floor(self._frames_known())))
         self._chunks.append(pcm)
         while self._frames_known() >= self._next_start + self._seg:
             self._submit(self._cut_point(), final=False)
-        if not self._answered and self._pending:
+        if not self.answered and self._pending:
             wait([self._pending[0].future])  # playback starts once the first answer is in
         return self._out.push(self._collect(block=False))
 
     def flush(self) -> np.ndarray:
         """Send the last segment, wait for every answer, return the remaining frames."""
         total = math.ceil(self._frames_known() - 1e-9)
-        if self._fallback is None and not self._idle and total > self._covered:
+        if total > self._covered:
             self._submit(total, final=True)
         parts = [self._collect(block=True)]
         if self._tail is not None:  # the stream ended exactly at a cut
             parts.append(self._tail[1])
             self._emitted += len(self._tail[1])
             self._tail = None
-        if self._fallback is not None:
-            parts.append(self._from_fallback(self._fallback.flush()))
-        elif self._idle:
-            parts.append(self._idle_rows(total))
         rows = self._exact(_stack(parts, self._width), total)
         out = self._out.push(rows)
         n_out = math.ceil(self._n_samples * self.fps / self.sample_rate - 1e-9)
@@ -433,8 +421,6 @@ class NeuroSyncModel(FaceModel):
         self._pending.clear()
         self._pool.close()
         self._client.close()
-        if self._fallback is not None:
-            self._fallback.close()
 
     # --- segmenting ------------------------------------------------------------------------
 
@@ -481,9 +467,9 @@ class NeuroSyncModel(FaceModel):
             seg = self._pending[0]
             try:
                 rows = seg.future.result()
-            except NsplayerError as exc:
-                out.append(self._fail(exc))
-                break
+            except NsplayerError:
+                self.close()
+                raise
             self._pending.popleft()
             out.append(self._stitch(seg, rows))
         self._trim()
@@ -491,7 +477,7 @@ class NeuroSyncModel(FaceModel):
 
     def _stitch(self, seg: _Pending, rows: np.ndarray) -> np.ndarray:
         """Cross-fade with the previous answer's overlap; keep this answer's overlap."""
-        self._answered = True
+        self.answered = True
         if self._width is None:
             self._width = rows.shape[1]
         start = seg.start
@@ -519,46 +505,6 @@ class NeuroSyncModel(FaceModel):
             self._audio(self._kept_from, self._kept_from)  # consolidate
             self._chunks = [self._chunks[0][drop:]]
             self._kept_from += drop
-
-    # --- faults ----------------------------------------------------------------------------
-
-    def _fail(self, exc: NsplayerError) -> np.ndarray:
-        """Apply on_model_error; return the frames that can still be shown."""
-        policy = self._settings.on_model_error
-        if not self._answered or policy == "stop":
-            self.close()
-            raise exc
-        out = [self._tail[1]] if self._tail is not None else []
-        self._emitted += len(out[0]) if out else 0
-        self._tail = None
-        for pending in self._pending:
-            pending.future.cancel()
-        self._pending.clear()
-        if policy == "embedded":
-            from nsplayer.models import create_model
-
-            log.warning("nsplayer: warning: %s; continuing with the embedded model", exc)
-            self._fallback = create_model("embedded", self.sample_rate, SERVER_FPS, causal=False)
-            start = self._sample(self._emitted)
-            out.append(
-                self._from_fallback(self._fallback.feed(self._audio(start, self._n_samples)))
-            )
-        else:
-            log.warning("nsplayer: warning: %s; showing the idle face from here", exc)
-            self._idle = True
-            self.idle_from_frame = math.ceil(self._emitted * self.fps / SERVER_FPS)
-            out.append(self._idle_rows(math.floor(self._frames_known())))
-        self._chunks = []
-        return _stack(out, self._width)
-
-    def _idle_rows(self, upto: int) -> np.ndarray:
-        n = max(0, upto - self._emitted)
-        self._emitted += n
-        return np.zeros((n, self._width or N_SHAPES), np.float32)
-
-    def _from_fallback(self, rows: np.ndarray) -> np.ndarray:
-        self._emitted += len(rows)
-        return self._fit(rows)
 
     def _fit(self, rows: np.ndarray) -> np.ndarray:
         """Give rows the width the first answer established (embedded rows: neutral)."""
