@@ -124,7 +124,8 @@ class ListenResult:
 
 
 def json_line(frame: FaceFrame) -> str:
-    """One packet as the JSON object of DESIGN §5; values in shortest float32 form."""
+    """One packet as the JSON object `listen --json` prints (see README); values in shortest
+    float32 form."""
     head = json.dumps(
         {
             "subject": frame.subject,

@@ -1,6 +1,6 @@
 """The NeuroSync model over HTTP (`--model neurosync`): local or hosted NeuroSync Local API.
 
-Contract (DESIGN.md §4): ``POST <url>`` with a WAV file as the body, answer
+The NeuroSync Local API contract: ``POST <url>`` with a WAV file as the body, answer
 ``{"blendshapes": [[61 or 68 floats], ...]}`` at 60 rows/s. The model needs about 2 s of
 context, so audio is sent in overlapping segments (cut at quiet points) that are cross-faded
 on the overlap. ``feed`` waits only for the first answer (so playback starts once the first
