@@ -36,7 +36,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,7 +50,7 @@ from livelink import names as N
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import espeak_events
 
-from nsplayer.models.embedded import EmbeddedModel
+from nsplayer.models import create_model
 
 FPS = 60
 PAD_S = 0.5
@@ -56,6 +58,16 @@ NOISE_DBFS = -40.0
 CACHE = Path(__file__).resolve().parent / ".cache" / "lipsync"
 VOICES = ("en-us", "en+f3", "en-gb-x-rp", "en-us+m3", "en+f2")
 RATES = (140, 175, 210)
+FLITE_SEEN = ("kal16", "rms")  # the learned model trained on these voices (other sentences)
+FLITE_UNSEEN = ("awb", "slt")  # never in its training corpus
+SNR_DB = 10.0
+# flite's segment names (ARPAbet) as the espeak mnemonics the rules use; flite's p/b
+# segments start at the closure, so they are judged like m (lips shut in the middle).
+ARPABET = {
+    "pau": "_", "p": "m", "b": "m", "m": "m", "f": "f", "v": "v", "aa": "A:", "ae": "a",
+    "ah": "V", "aw": "aU", "ay": "aI", "ao": "O:", "ow": "oU", "oy": "OI", "uh": "U",
+    "uw": "u:", "w": "w", "iy": "i:", "ih": "I", "ey": "eI",
+}  # fmt: skip
 
 CLASSES = {
     "bilabial": ("p", "b", "m"),
@@ -155,6 +167,43 @@ def utterance(idx: int) -> tuple[np.ndarray, int, list[tuple[str, float, float]]
     return audio, u.sample_rate, phones
 
 
+def flite_utterance(idx: int, voice: str) -> tuple[np.ndarray, int, list[tuple[str, float, float]]]:
+    """Cached flite speech of sentence ``idx`` (padded like espeak's) and its segments."""
+    key = hashlib.sha1(f"flite|{SENTENCES[idx]}|{voice}|{PAD_S}".encode()).hexdigest()[:16]
+    wav, meta = CACHE / f"{key}.wav", CACHE / f"{key}.json"
+    if wav.exists() and meta.exists():
+        audio, sr = sf.read(wav, dtype="float32")
+        return audio, sr, [tuple(p) for p in json.loads(meta.read_text())]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "x.wav"
+        cmd = ["flite", "-voice", voice, "-psdur", "-t", SENTENCES[idx], "-o", str(out)]
+        text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        speech, sr = sf.read(out, dtype="float32")
+    pad = np.zeros(round(PAD_S * sr), np.float32)
+    audio = np.concatenate([pad, speech, pad])
+    phones, start, total = [("_", 0.0, PAD_S)], PAD_S, len(speech) / sr + PAD_S
+    for item in text.split():
+        name, _, end = item.rpartition(":")
+        end_t = min(float(end) + PAD_S, total)
+        if end_t > start:
+            phones.append((ARPABET.get(name, name), start, end_t))
+        start = end_t
+    phones.append(("_", total, total + PAD_S))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sf.write(wav, audio, sr, subtype="FLOAT")
+    meta.write_text(json.dumps(phones))
+    return audio, sr, phones
+
+
+def with_noise(audio: np.ndarray, idx: int) -> np.ndarray:
+    """Pink noise at SNR_DB below the speech (RMS of the loudest half of 10 ms blocks)."""
+    blocks = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    energy = np.sort(np.mean(blocks.astype(np.float64) ** 2, axis=1))
+    speech_db = 10 * np.log10(np.mean(energy[len(energy) // 2 :]) + 1e-20)
+    noise = pink_noise(len(audio), speech_db - SNR_DB, np.random.default_rng(1000 + idx))
+    return audio + noise
+
+
 def resample(audio: np.ndarray, sr: int, new: int) -> np.ndarray:
     """Band-limited resampling in the frequency domain. The cosine roll-off over the top 15%
     of the lower Nyquist band keeps the filter's ringing from spreading into the silences."""
@@ -168,8 +217,8 @@ def resample(audio: np.ndarray, sr: int, new: int) -> np.ndarray:
     return (out * n / len(audio)).astype(np.float32)
 
 
-def run_model(audio: np.ndarray, sr: int, causal: bool) -> np.ndarray:
-    model = EmbeddedModel(sr, FPS, causal=causal)
+def run_model(name: str, audio: np.ndarray, sr: int, causal: bool) -> np.ndarray:
+    model = create_model(name, sr, FPS, causal=causal)
     step = sr // 10  # stream as the player does
     rows = [model.feed(audio[i : i + step]) for i in range(0, len(audio), step)]
     return np.concatenate([*rows, model.flush()])
@@ -250,44 +299,115 @@ def score(rows: np.ndarray, phones: list[tuple[str, float, float]]) -> dict[str,
     return out
 
 
+Phones = list[tuple[str, float, float]]
+SYSTEMS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "dsp offline": lambda a, sr: run_model("dsp", a, sr, causal=False),
+    "dsp causal": lambda a, sr: run_model("dsp", a, sr, causal=True),
+    "learned offline": lambda a, sr: run_model("learned", a, sr, causal=False),
+    "learned causal": lambda a, sr: run_model("learned", a, sr, causal=True),
+    "loudness baseline": baseline,
+}
+
+
+def sources(count: int) -> dict[str, list[Callable[[], tuple[np.ndarray, int, Phones]]]]:
+    """Per source, one loader per utterance: espeak-ng's benchmark voices, flite's voices."""
+    out = {"espeak-ng": [lambda i=i: utterance(i) for i in range(count)]}
+    for label, voices in (("flite seen", FLITE_SEEN), ("flite unseen", FLITE_UNSEEN)):
+        out[f"{label} ({', '.join(voices)})"] = [
+            lambda i=i, v=v: flite_utterance(i, v) for v in voices for i in range(count)
+        ]
+    return out
+
+
+def verdicts(systems, loaders, rate: int | None, noisy: bool, lag: int = 0):
+    """Per system, per class, one verdict per phoneme; rows read ``lag`` frames later."""
+    out = {name: {k: [] for k in (*CLASSES, "silence")} for name in systems}
+    for idx, load in enumerate(loaders):
+        audio, sr, phones = load()
+        if rate:
+            audio, sr = resample(audio, sr, rate), rate
+        if noisy:
+            audio = with_noise(audio, idx)
+        for name, fn in systems.items():
+            for k, v in score(shift(fn(audio, sr), lag), phones).items():
+                out[name][k].extend(v)
+    return out
+
+
+def shift(rows: np.ndarray, lag: int) -> np.ndarray:
+    """Rows read ``lag`` frames later (earlier when negative), edges repeated."""
+    if lag > 0:
+        return np.concatenate([rows[lag:], np.repeat(rows[-1:], lag, axis=0)])
+    if lag < 0:
+        return np.concatenate([np.repeat(rows[:1], -lag, axis=0), rows[:lag]])
+    return rows
+
+
+def table(title: str, v: dict[str, dict[str, list[bool]]]) -> dict[str, float]:
+    """Print one per-class markdown table; return the macro average per system."""
+    names = list(v)
+    print(f"\n{title}\n")
+    print("| class | n | " + " | ".join(names) + " |")
+    print("|---|---:|" + "---:|" * len(names))
+    macro = {name: [] for name in names}
+    for k in (*CLASSES, "silence"):
+        n = len(v[names[0]][k])
+        cells = []
+        for name in names:
+            acc = 100.0 * np.mean(v[name][k]) if n else float("nan")
+            macro[name].append(acc)
+            cells.append(f"{acc:.1f}%")
+        print(f"| {k} | {n} | " + " | ".join(cells) + " |")
+    means = {name: float(np.nanmean(m)) for name, m in macro.items()}
+    print("| **macro average** | | " + " | ".join(f"**{m:.1f}%**" for m in means.values()) + " |")
+    return means
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="first 15 sentences only")
     ap.add_argument("--rate", type=int, help="resample the speech to this rate first")
+    ap.add_argument("--source", help="only sources whose name starts with this")
+    ap.add_argument("--clean", action="store_true", help="skip the noisy condition")
+    ap.add_argument("--lags", action="store_true", help="also the macro average per lag")
     args = ap.parse_args()
     count = 15 if args.quick else len(SENTENCES)
-    systems: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-        "embedded (offline)": lambda a, sr: run_model(a, sr, causal=False),
-        "embedded (causal)": lambda a, sr: run_model(a, sr, causal=True),
-        "loudness baseline": baseline,
-    }
-    verdicts = {name: {k: [] for k in (*CLASSES, "silence")} for name in systems}
-    for idx in range(count):
-        audio, sr, phones = utterance(idx)
-        if args.rate:
-            audio, sr = resample(audio, sr, args.rate), args.rate
-        for name, fn in systems.items():
-            for k, v in score(fn(audio, sr), phones).items():
-                verdicts[name][k].extend(v)
-    rate = f"{args.rate} Hz" if args.rate else "22050 Hz"
-    print(f"Lipsync accuracy, {count} sentences at {rate}, voices {', '.join(VOICES)}, ", end="")
-    print(f"speaking rates {RATES} wpm\n")
-    print("| class | n | " + " | ".join(systems) + " |")
-    print("|---|---:|" + "---:|" * len(systems))
-    macro = {name: [] for name in systems}
-    for k in (*CLASSES, "silence"):
-        n = len(verdicts[next(iter(systems))][k])
+    rate = f"{args.rate} Hz" if args.rate else "native rates"
+    print(f"Lipsync accuracy, {count} sentences at {rate}; espeak-ng voices {', '.join(VOICES)} ")
+    print(f"at {RATES} wpm; noisy: pink noise at SNR {SNR_DB:.0f} dB")
+    summary = {}
+    for src, loaders in sources(count).items():
+        if args.source and not src.startswith(args.source):
+            continue
+        for noisy in (False,) if args.clean else (False, True):
+            cond = "noisy" if noisy else "clean"
+            v = verdicts(SYSTEMS, loaders, args.rate, noisy)
+            summary[f"{src}, {cond}"] = table(f"**{src}, {cond}**", v)
+    print("\n**Macro average per source**\n")
+    print("| source | " + " | ".join(SYSTEMS) + " |")
+    print("|---|" + "---:|" * len(SYSTEMS))
+    for src, means in summary.items():
+        print(f"| {src} | " + " | ".join(f"{m:.1f}%" for m in means.values()) + " |")
+    if args.lags:
+        lag_table(count, args.rate)
+
+
+def lag_table(count: int, rate: int | None) -> None:
+    """Macro average on clean espeak-ng speech with frames read k frames later: the best k
+    says whether frame i describes audio time i / fps (k = 0) or comes late (k > 0)."""
+    models = {k: v for k, v in SYSTEMS.items() if k != "loudness baseline"}
+    loaders = sources(count)["espeak-ng"]
+    lags = (-2, -1, 0, 1, 2)
+    print("\n**Macro average on espeak-ng with frames read k frames later**\n")
+    print("| system | " + " | ".join(f"k = {k:+d}" for k in lags) + " | best |")
+    print("|---|" + "---:|" * (len(lags) + 1))
+    for name, fn in models.items():
         cells = []
-        for name in systems:
-            acc = 100.0 * np.mean(verdicts[name][k]) if n else float("nan")
-            macro[name].append(acc)
-            cells.append(f"{acc:.1f}%")
-        print(f"| {k} | {n} | " + " | ".join(cells) + " |")
-    print(
-        "| **macro average** | | "
-        + " | ".join(f"**{np.mean(m):.1f}%**" for m in macro.values())
-        + " |"
-    )
+        for lag in lags:
+            v = verdicts({name: fn}, loaders, rate, False, lag)[name]
+            cells.append(float(np.mean([np.mean(x) for x in v.values() if x])) * 100)
+        best = lags[int(np.argmax(cells))]
+        print(f"| {name} | " + " | ".join(f"{c:.1f}%" for c in cells) + f" | {best:+d} |")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from nsplayer.models.base import FaceModel
 if TYPE_CHECKING:
     from nsplayer.config import NeuroSyncSettings
 
-MODEL_NAMES = ("embedded", "neurosync")
+MODEL_NAMES = ("embedded", "neurosync", "dsp", "learned")
+EMBEDDED = "dsp"  # what "embedded" (the default) means: the learned model once it wins
 
 
 def create_model(
@@ -26,9 +27,11 @@ def create_model(
 ) -> FaceModel:
     """Build the model called ``name`` for audio at ``sample_rate``, frames at ``fps``.
 
-    ``causal`` asks the embedded model for live-input look-ahead (~20 ms) instead of its
-    offline look-ahead (~110 ms); ``settings`` configure the neurosync HTTP client, whose
+    ``causal`` asks the embedded models for live-input look-ahead (<= 30 ms) instead of
+    their offline look-ahead (~100 ms); ``settings`` configure the neurosync HTTP client, whose
     failure mid-run is handled by ``FallbackModel`` (``report`` gets its one line).
+    "embedded" is the default in-process model: ``EMBEDDED`` says which of "dsp" (formant
+    rules) and "learned" (the trained network) it is.
     """
     if sample_rate < 4000:
         raise NsplayerError(
@@ -37,9 +40,15 @@ def create_model(
     if fps <= 0:
         raise NsplayerError(f"frame rate must be positive, not {fps}")
     if name == "embedded":
+        name = EMBEDDED
+    if name == "dsp":
         from nsplayer.models.embedded import EmbeddedModel
 
         return EmbeddedModel(sample_rate, fps, causal=causal)
+    if name == "learned":
+        from nsplayer.models.learned import LearnedModel
+
+        return LearnedModel(sample_rate, fps, causal=causal)
     if name == "neurosync":
         from nsplayer.models.fallback import FallbackModel
         from nsplayer.models.neurosync import NeuroSyncModel, NeuroSyncSettings

@@ -138,8 +138,8 @@ def _subtract(db: np.ndarray, floor_db: np.ndarray) -> np.ndarray:
 class _Dynamics:
     """Asymmetric one-pole smoothing of the shape vector, one step per analysis frame."""
 
-    def __init__(self, hop_s: float, causal: bool) -> None:
-        tc = np.array(TIME_CONSTANTS)
+    def __init__(self, hop_s: float, causal: bool, time_constants=TIME_CONSTANTS) -> None:
+        tc = np.array(time_constants)
         if causal:  # no anticipation: the lips must get there faster once they hear it
             tc[[ROUND, SPREAD, LABIO], 0] *= 0.3
         self.coefs = list(
@@ -332,6 +332,9 @@ def _to_channels(s: np.ndarray) -> np.ndarray:
     shut = 1.0 - 0.9 * c  # a closure overrides whatever opening is still decaying
     jaw = 0.6 * o * shut * (1.0 - 0.6 * sib) * (1.0 - 0.6 * lab)
     out[:, N.JAW_OPEN] = jaw + 0.08 * sib
+    # On p/b/m the lips meet even where the jaw is still a little open (MetaHuman needs
+    # MouthClose for that): close exactly the opening that is left.
+    out[:, N.MOUTH_CLOSE] = np.minimum(c, 1.0) * jaw
     out[:, N.MOUTH_FUNNEL] = 0.55 * r
     out[:, N.MOUTH_PUCKER] = 0.5 * r * (1.0 - 0.5 * o)
     for left, right, val in (

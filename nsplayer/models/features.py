@@ -46,25 +46,56 @@ class Features:
         return len(self.level_db)
 
 
-class Analyzer:
-    """Frames a sample stream at a fixed hop and computes Features for each frame.
+class Framer:
+    """Cuts a sample stream into analysis frames at a fixed hop, whatever the chunk sizes.
 
     Frame j is centred on sample round(j * hop_s * sample_rate) (samples before 0 are
-    zeros); it is computed once the audio up to half a window past its centre is known.
+    zeros); it is returned once the audio up to half a window past its centre is known.
     """
+
+    def __init__(self, sample_rate: int, hop_s: float, n_win: int) -> None:
+        self.sample_rate = sample_rate
+        self.hop_s = hop_s
+        self.n_win = n_win
+        self.half = n_win // 2
+        self._buf = np.zeros(self.half, np.float32)  # leading zeros: frame 0 is centred on 0
+        self._buf_start = -self.half  # absolute sample index of _buf[0]
+        self.frames_done = 0
+
+    def push(self, pcm: np.ndarray) -> np.ndarray:
+        """Append samples; return every frame that became complete, shape (n, n_win)."""
+        self._buf = np.concatenate([self._buf, np.asarray(pcm, np.float32)])
+        end = self._buf_start + len(self._buf)  # absolute index one past the last sample
+        j0 = self.frames_done
+        step = self.hop_s * self.sample_rate
+        j = j0 + max(0, int((end - self.n_win + self.half) / step) + 2 - j0)
+        centres = np.round(np.arange(j0, j) * step).astype(np.int64)
+        centres = centres[centres - self.half + self.n_win <= end]
+        if len(centres) == 0:
+            return np.zeros((0, self.n_win), np.float32)
+        j = j0 + len(centres)
+        starts = centres - self.half - self._buf_start
+        frames = self._buf[starts[:, None] + np.arange(self.n_win)[None, :]]
+        self.frames_done = j
+        next_start = round(j * step) - self.half
+        drop = max(0, next_start - self._buf_start)
+        self._buf = self._buf[drop:]
+        self._buf_start += drop
+        return frames
+
+
+class Analyzer:
+    """Frames a sample stream at a fixed hop (``Framer``) and computes Features per frame."""
 
     def __init__(self, sample_rate: int, hop_s: float) -> None:
         self.sample_rate = sample_rate
         self.hop_s = hop_s
         self.n_win = max(16, round(WINDOW_S * sample_rate))
-        self.half = self.n_win // 2
         max_lag = int(np.ceil(PITCH_LAGS_S[-1] * sample_rate))
         self.nfft = 1 << int(np.ceil(np.log2(self.n_win + max_lag)))  # linear autocorr
         self.window = np.hanning(self.n_win).astype(np.float64)
         self._setup_spectral()
-        self._buf = np.zeros(self.half, np.float32)  # leading zeros: frame 0 is centred on 0
-        self._buf_start = -self.half  # absolute sample index of _buf[0]
-        self.frames_done = 0
+        self._framer = Framer(sample_rate, hop_s, self.n_win)
 
     def _setup_spectral(self) -> None:
         sr, nfft = self.sample_rate, self.nfft
@@ -111,25 +142,8 @@ class Analyzer:
 
     def push(self, pcm: np.ndarray) -> Features:
         """Append samples; return the features of every frame that became complete."""
-        self._buf = np.concatenate([self._buf, np.asarray(pcm, np.float32)])
-        end = self._buf_start + len(self._buf)  # absolute index one past the last sample
-        j0 = self.frames_done
-        step = self.hop_s * self.sample_rate
-        j = j0 + max(0, int((end - self.n_win + self.half) / step) + 2 - j0)
-        centres = np.round(np.arange(j0, j) * step).astype(np.int64)
-        centres = centres[centres - self.half + self.n_win <= end]
-        if len(centres) == 0:
-            return _empty()
-        j = j0 + len(centres)
-        starts = centres - self.half - self._buf_start
-        idx = starts[:, None] + np.arange(self.n_win)[None, :]
-        frames = self._buf[idx]
-        self.frames_done = j
-        next_start = round(j * self.hop_s * self.sample_rate) - self.half
-        drop = max(0, next_start - self._buf_start)
-        self._buf = self._buf[drop:]
-        self._buf_start += drop
-        return self._analyse(frames)
+        frames = self._framer.push(pcm)
+        return self._analyse(frames) if len(frames) else _empty()
 
     def _analyse(self, frames: np.ndarray) -> Features:
         x = frames * self.window  # float64: its FFT is faster here than float32's
@@ -210,3 +224,74 @@ def _first_peak(env: np.ndarray, peaks: np.ndarray, lo, hi) -> np.ndarray:
 def _empty() -> Features:
     z = np.zeros(0)
     return Features(z, z, z, z, z, z, z, z, z)
+
+
+MEL_WINDOW_S = 0.020  # the learned model's window: half of it is look-ahead, so keep it short
+MEL_HOP_S = 0.010
+MEL_BANDS = 40
+MEL_RANGE_HZ = (60.0, 7600.0)  # bands above a narrowband input's Nyquist read the floor
+MEL_FLOOR_DB = -100.0
+PEAK_DECAY_DB_S = 4.0  # how fast the tracked speech peak forgets a loud passage
+PEAK_MIN_DB = -80.0  # the peak never falls below this: silence always looks the same
+REL_FLOOR_DB = -70.0
+
+
+def mel_matrix(freqs: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Triangular mel filters (bins, MEL_BANDS), unit peak; filters past Nyquist are empty."""
+
+    def mel(f):
+        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
+
+    edges = 700.0 * (10 ** (np.linspace(*mel(MEL_RANGE_HZ), MEL_BANDS + 2) / 2595.0) - 1.0)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    f = freqs[None, :]
+    tri = np.maximum(0.0, np.minimum((f - lo) / (mid - lo), (hi - f) / (hi - mid)))
+    tri *= f < sample_rate / 2
+    return tri.T
+
+
+class MelAnalyzer:
+    """Streaming log-mel features per 10 ms for any rate, relative to the tracked speech peak.
+
+    Each row: MEL_BANDS band levels in dB relative to a peak tracker (instant rise,
+    PEAK_DECAY_DB_S fall, never below PEAK_MIN_DB) of the 60 Hz–4 kHz level, floored at
+    REL_FLOOR_DB, then the peak itself (dBFS). Levels relative to the peak make loud and
+    quiet recordings look alike; the 0–4 kHz level drives the peak so that 8 kHz and 48 kHz
+    audio track alike.
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        n_win = max(16, round(MEL_WINDOW_S * sample_rate))
+        self.nfft = 1 << int(np.ceil(np.log2(n_win)))
+        self.window = np.hanning(n_win)
+        freqs = np.fft.rfftfreq(self.nfft, 1.0 / sample_rate)
+        norm = 2.0 / (self.nfft * np.sum(self.window**2))  # power spectrum -> mean square
+        self.mel = mel_matrix(freqs, sample_rate) * norm
+        self.level = ((freqs >= 60.0) & (freqs < min(4000.0, sample_rate / 2))) * norm
+        self.decay = PEAK_DECAY_DB_S * MEL_HOP_S
+        self.peak = PEAK_MIN_DB
+        self._framer = Framer(sample_rate, MEL_HOP_S, n_win)
+
+    @property
+    def frames_done(self) -> int:
+        return self._framer.frames_done
+
+    def push(self, pcm: np.ndarray) -> np.ndarray:
+        """Append samples; return rows (n, MEL_BANDS + 1) of every frame now complete."""
+        frames = self._framer.push(pcm).astype(np.float64)
+        if not len(frames):
+            return np.zeros((0, MEL_BANDS + 1), np.float32)
+        frames -= frames.mean(axis=1, keepdims=True)
+        spec = np.fft.rfft(frames * self.window, self.nfft, axis=1)
+        p = spec.real**2 + spec.imag**2
+        bands = 10.0 * np.log10(p @ self.mel + 10 ** (MEL_FLOOR_DB / 10))
+        level = 10.0 * np.log10(p @ self.level + 10 ** (MEL_FLOOR_DB / 10))
+        peaks = np.empty(len(level))
+        peak, decay = self.peak, self.decay
+        for i, d in enumerate(level.tolist()):
+            peak = max(d, peak - decay, PEAK_MIN_DB)
+            peaks[i] = peak
+        self.peak = peak
+        rel = np.maximum(bands - peaks[:, None], REL_FLOOR_DB)
+        return np.concatenate([rel, peaks[:, None]], axis=1).astype(np.float32)

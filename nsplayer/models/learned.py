@@ -1,0 +1,205 @@
+"""The learned embedded model: log-mel features -> viseme posteriors -> mouth shapes -> ARKit.
+
+A small causal temporal convolution network (trained in ``training/``, shipped as numpy
+weights) reads ``features.MelAnalyzer`` rows every 10 ms and gives posteriors over
+``VISEMES``. The network's output for 10 ms frame j is read once it has seen frame
+j + ``lookahead`` (1 frame causal, more offline). Posteriors become the DSP model's mouth
+shape targets (open, closed, rounded, spread, labiodental, sibilant, accent), then its
+attack/release dynamics and ARKit mapping (``embedded._to_channels``); frame i, at audio
+time i / fps, interpolates the two 10 ms states around that time, so no frame is late.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from nsplayer.models.base import N_SHAPES
+from nsplayer.models.embedded import N_STATE, _Dynamics, _to_channels
+from nsplayer.models.features import MEL_HOP_S, MEL_WINDOW_S, MelAnalyzer
+
+VISEMES = (
+    "silence",
+    "bilabial",  # p b m: lips shut
+    "labiodental",  # f v: lower lip to the teeth
+    "open",  # a, aI, aU, A:, V: jaw open
+    "rounded",  # u, o, w: lips rounded
+    "spread",  # i, e, eI: lips spread
+    "mid",  # schwa, E, 3: (other vowels): jaw half open
+    "sibilant",  # s z S Z tS dZ: teeth together
+    "other",  # t d n l r k g N h j T D: tongue consonants, jaw a little open
+)
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS = "learned_v1.npz"
+# Mouth-shape targets per viseme: open, closed, rounded, spread, labiodental, sibilant.
+SHAPES = np.array(
+    [
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # silence
+        [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],  # bilabial
+        [0.1, 0.0, 0.0, 0.0, 1.0, 0.0],  # labiodental
+        [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # open
+        [0.45, 0.0, 1.0, 0.0, 0.0, 0.0],  # rounded
+        [0.45, 0.0, 0.0, 1.0, 0.0, 0.0],  # spread
+        [0.6, 0.0, 0.0, 0.2, 0.0, 0.0],  # mid
+        [0.1, 0.0, 0.0, 0.3, 0.0, 1.0],  # sibilant
+        [0.3, 0.0, 0.0, 0.0, 0.0, 0.0],  # other
+    ]
+)
+VOWELS = [VISEMES.index(v) for v in ("open", "rounded", "spread", "mid")]
+# (attack, release) seconds per shape: the posteriors are already smooth, so these are
+# faster than the DSP model's.
+TIME_CONSTANTS = (
+    (0.020, 0.035),  # open
+    (0.008, 0.015),  # closed
+    (0.030, 0.050),  # round
+    (0.030, 0.050),  # spread
+    (0.015, 0.030),  # labiodental
+    (0.020, 0.030),  # sibilant
+    (0.080, 0.300),  # accent
+)
+
+
+class _Net:
+    """Streaming dilated causal 1-D convolutions (numpy); history kept per layer, so the
+    output never depends on how the input was chunked."""
+
+    def __init__(self, w: dict[str, np.ndarray], prefix: str) -> None:
+        self.mean, self.std = w[prefix + "mean"], w[prefix + "std"]
+        self.lookahead = int(w[prefix + "lookahead"])
+        self.layers = []
+        for i, d in enumerate(w[prefix + "dilations"].tolist()):
+            weight = w[f"{prefix}conv{i}.weight"]  # (out, in, k) as torch stores it
+            out_ch, in_ch, k = weight.shape
+            flat = np.ascontiguousarray(weight.transpose(2, 1, 0).reshape(k * in_ch, out_ch))
+            hist = np.zeros(((k - 1) * d, in_ch), np.float32)
+            self.layers.append([flat, w[f"{prefix}conv{i}.bias"], k, d, hist, i > 0])
+        self.out_w = np.ascontiguousarray(w[prefix + "out.weight"].T)
+        self.out_b = w[prefix + "out.bias"]
+        self.context = 1 + sum(len(layer[4]) for layer in self.layers)  # frames of memory
+
+    def warm_up(self, row: np.ndarray) -> np.ndarray:
+        """Fill the history as if ``row`` (the features of silence) had always come in, so
+        that the output does not depend on when the input started; return its output."""
+        return self.run(np.repeat(row[None, :], self.context, axis=0))[-1:]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Rows (n, features) -> posteriors (n, len(VISEMES)) for the same input frames."""
+        h = ((x - self.mean) / self.std).astype(np.float32)
+        n = len(h)
+        for layer in self.layers:
+            flat, bias, k, d, hist, residual = layer
+            buf = np.concatenate([hist, h])
+            cols = np.concatenate([buf[m * d : m * d + n] for m in range(k)], axis=1)
+            y = np.maximum(cols @ flat + bias, 0.0)
+            layer[4] = buf[len(buf) - len(hist) :]
+            h = y + h if residual else y
+        logits = h @ self.out_w + self.out_b
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+
+def load_weights() -> dict[str, np.ndarray]:
+    """The shipped weights, as arrays."""
+    with np.load(WEIGHTS_DIR / WEIGHTS) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+_WEIGHTS: dict[str, np.ndarray] | None = None
+
+
+def _weights() -> dict[str, np.ndarray]:
+    global _WEIGHTS
+    if _WEIGHTS is None:
+        _WEIGHTS = load_weights()
+    return _WEIGHTS
+
+
+def targets(post: np.ndarray, mel: np.ndarray) -> np.ndarray:
+    """Posteriors (n, VISEMES) and their mel rows -> shape targets (n, N_STATE)."""
+    post = np.maximum(post - 0.05, 0.0) / 0.95  # a faint posterior is no shape: rest is rest
+    shapes = post @ SHAPES
+    loud = 10.0 * np.log10(np.sum(10.0 ** (mel[:, :-1] / 10.0), axis=1) + 1e-12)
+    accent = post[:, VOWELS].sum(axis=1) * np.clip((loud - 6.0) / 4.0, 0.0, 1.0)
+    return np.concatenate([shapes, accent[:, None]], axis=1)
+
+
+class LearnedModel:
+    """Streaming speech -> 61 ARKit values per frame. See the module docstring."""
+
+    idle_from_frame = None  # it never stops speaking (see FaceModel)
+
+    def __init__(self, sample_rate: int, fps: int = 60, causal: bool = True) -> None:
+        if sample_rate < 4000 or fps <= 0:
+            raise ValueError(f"unsupported sample rate {sample_rate} Hz or fps {fps}")
+        self.sample_rate = int(sample_rate)
+        self.fps = int(fps)
+        self.causal = causal
+        self._net = _Net(_weights(), "causal/" if causal else "offline/")
+        self._an = MelAnalyzer(self.sample_rate)
+        silence = MelAnalyzer(self.sample_rate).push(np.zeros(self._an.nfft))[-1:]
+        rest = targets(self._net.warm_up(silence[0]), silence)
+        self._dyn = _Dynamics(MEL_HOP_S, causal=False, time_constants=TIME_CONSTANTS)
+        self._dyn.state = rest[0].tolist()  # at rest, as after a long silence
+        # Frame i interpolates states floor(t/hop) and the one after: one more hop.
+        self.lookahead_s = MEL_WINDOW_S / 2 + (self._net.lookahead + 1) * MEL_HOP_S
+        self._states = np.zeros((0, N_STATE))  # states of 10 ms frames from _state_start on
+        self._state_start = 0
+        self._mel_pending = np.zeros((0, self._an.push(np.zeros(0)).shape[1]), np.float32)
+        self._net_out = 0  # network outputs so far (the first `lookahead` are discarded)
+        self._samples = 0
+        self._emitted = 0
+
+    def feed(self, pcm: np.ndarray) -> np.ndarray:
+        """Consume mono float32 samples; return the frames now known, shape (n, 61)."""
+        x = np.nan_to_num(np.asarray(pcm, np.float32).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
+        self._samples += len(x)
+        return self._process(self._an.push(np.clip(x, -1.0, 1.0)), limit=None)
+
+    def flush(self) -> np.ndarray:
+        """End of input: silence after it completes the look-ahead; the total is
+        ceil(duration * fps)."""
+        total = math.ceil(self._samples * self.fps / self.sample_rate - 1e-9)
+        pad_s = MEL_WINDOW_S + (self._net.lookahead + 3) * MEL_HOP_S
+        pad = np.zeros(math.ceil(pad_s * self.sample_rate), np.float32)
+        return self._process(self._an.push(pad), limit=total)
+
+    def close(self) -> None:
+        """Nothing to release: the model is plain arrays."""
+
+    def _process(self, mel: np.ndarray, limit: int | None) -> np.ndarray:
+        if len(mel):
+            post = self._net.run(mel)
+            self._mel_pending = np.concatenate([self._mel_pending, mel])
+            skip = max(0, self._net.lookahead - self._net_out)
+            self._net_out += len(mel)
+            post = post[skip:]
+            mel_rows, self._mel_pending = (
+                self._mel_pending[: len(post)],
+                self._mel_pending[len(post) :],
+            )
+            states = self._dyn.run(targets(post, mel_rows))
+            self._states = np.concatenate([self._states, states])
+        return self._emit(limit)
+
+    def _emit(self, limit: int | None) -> np.ndarray:
+        have = self._state_start + len(self._states)  # states 0..have-1 are known
+        # Frame i sits at state position i * step: it needs the states around it.
+        step = 1.0 / (self.fps * MEL_HOP_S)
+        stop = math.floor((have - 1) / step + 1e-9) + 1 if have else 0
+        if limit is not None:
+            stop = min(stop, limit)
+        if stop <= self._emitted:
+            return np.zeros((0, N_SHAPES), np.float32)
+        t = np.arange(self._emitted, stop) * step
+        j = np.floor(t + 1e-9).astype(int)
+        frac = (t - j)[:, None]
+        a = j - self._state_start
+        b = np.minimum(a + 1, len(self._states) - 1)
+        s = self._states[a] * (1.0 - frac) + self._states[b] * frac
+        self._emitted = stop
+        keep = min(int(np.floor(stop * step + 1e-9)) - self._state_start, len(self._states))
+        self._states, self._state_start = self._states[keep:], self._state_start + keep
+        return _to_channels(s)

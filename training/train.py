@@ -1,0 +1,143 @@
+"""Train the learned model's network (torch, CPU) on training/.cache/corpus.npz.
+
+A dilated causal 1-D convolution network over ``MelAnalyzer`` rows, 10 ms apart: an input
+layer, residual layers with dilations 1, 2, 4, 8 (320 ms of past context), a linear
+read-out to ``VISEMES``. It is trained to give frame j's class after seeing frame
+j + lookahead: 1 frame for causal use (``--mode causal``), more offline. Cross-entropy with
+class weights (inverse square root of frequency), AdamW, seeded; 5 % of utterances are kept
+for validation. Saves training/.cache/<mode>.pt.
+
+Run: ``python -m training.train --mode causal`` then ``--mode offline``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from nsplayer.models.learned import VISEMES
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+LOOKAHEAD = {"causal": 1, "offline": 8}
+DILATIONS = (1, 1, 2, 4, 8)
+KERNEL = 3
+CHANNELS = 96
+SEGMENT = 400  # frames per training example (4 s)
+
+
+class Net(nn.Module):
+    """conv0 (input), conv1..: residual ReLU layers, out: linear read-out."""
+
+    def __init__(self, n_in: int, channels: int = CHANNELS) -> None:
+        super().__init__()
+        self.dilations = DILATIONS
+        self.convs = nn.ModuleList(
+            nn.Conv1d(n_in if i == 0 else channels, channels, KERNEL, dilation=d)
+            for i, d in enumerate(DILATIONS)
+        )
+        self.out = nn.Linear(channels, len(VISEMES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, time, features), already normalized -> logits (batch, time, classes)."""
+        h = x.transpose(1, 2)
+        for i, (conv, d) in enumerate(zip(self.convs, self.dilations, strict=True)):
+            y = torch.relu(conv(nn.functional.pad(h, ((KERNEL - 1) * d, 0))))
+            h = y + h if i > 0 else y
+        return self.out(h.transpose(1, 2))
+
+
+def load(path: Path):
+    d = np.load(path)
+    x, y, lengths = d["x"].astype(np.float32), d["y"].astype(np.int64), d["lengths"]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return x, y, list(zip(starts.tolist(), lengths.tolist(), strict=True))
+
+
+def batches(x, y, utts, lookahead, rng, batch):
+    """Random (x, y) segments; y is shifted so that output t predicts frame t - lookahead."""
+    order = rng.permutation(len(utts))
+    for k in range(0, len(order), batch):
+        xs, ys = [], []
+        for u in order[k : k + batch]:
+            s, n = utts[u]
+            a = s + int(rng.integers(0, max(1, n - SEGMENT)))
+            b = min(s + n, a + SEGMENT)
+            xx = np.zeros((SEGMENT, x.shape[1]), np.float32)
+            yy = np.full(SEGMENT, -100, np.int64)  # ignored positions
+            xx[: b - a] = x[a:b]
+            yy[lookahead : b - a] = y[a : b - lookahead]
+            xs.append(xx)
+            ys.append(yy)
+        yield torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def evaluate(net, x, y, utts, lookahead) -> tuple[float, np.ndarray]:
+    """Frame accuracy and per-class recall on whole utterances."""
+    hits = np.zeros(len(VISEMES))
+    counts = np.zeros(len(VISEMES))
+    with torch.no_grad():
+        for s, n in utts:
+            logits = net(torch.from_numpy(x[s : s + n])[None])[0].numpy()
+            pred = logits.argmax(1)[lookahead:]
+            true = y[s : s + n - lookahead]
+            np.add.at(counts, true, 1)
+            np.add.at(hits, true, pred == true)
+    return hits.sum() / counts.sum(), hits / np.maximum(counts, 1)
+
+
+def train(mode: str, epochs: int, seed: int, corpus: Path, threads: int) -> None:
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    x, y, utts = load(corpus)
+    mean, std = x.mean(0), x.std(0) + 1e-3
+    x = (x - mean) / std
+    perm = rng.permutation(len(utts))
+    n_val = max(1, len(utts) // 20)
+    val = [utts[i] for i in perm[:n_val]]
+    tr = [utts[i] for i in perm[n_val:]]
+    freq = np.bincount(y, minlength=len(VISEMES)) / len(y)
+    weight = torch.tensor((1.0 / np.sqrt(freq + 1e-4)) / np.mean(1.0 / np.sqrt(freq + 1e-4)))
+    net = Net(x.shape[1])
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    steps = epochs * int(np.ceil(len(tr) / 32))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss(weight=weight.float(), ignore_index=-100, label_smoothing=0.05)
+    look = LOOKAHEAD[mode]
+    for epoch in range(epochs):
+        t0, total = time.time(), 0.0
+        net.train()
+        for xb, yb in batches(x, y, tr, look, rng, 32):
+            loss = loss_fn(net(xb).reshape(-1, len(VISEMES)), yb.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+        net.eval()
+        acc, per = evaluate(net, x, y, val, look)
+        cells = " ".join(f"{v[:4]} {p:.2f}" for v, p in zip(VISEMES, per, strict=True))
+        print(f"{mode} epoch {epoch + 1}/{epochs} loss {total:.1f} val {acc:.3f} | {cells} "
+              f"({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    torch.save({"state": state, "mean": mean, "std": std, "lookahead": look}, CACHE / f"{mode}.pt")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=tuple(LOOKAHEAD), default="causal")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--corpus", type=Path, default=CACHE / "corpus.npz")
+    args = ap.parse_args()
+    train(args.mode, args.epochs, args.seed, args.corpus, args.threads)
+
+
+if __name__ == "__main__":
+    main()
