@@ -327,8 +327,10 @@ def _finish(result, reporter) -> None:
 
 
 def _reporter(options):
+    from nsplayer.audio.quiet import hush
     from nsplayer.reporting import Reporter
 
+    hush(verbose=options.verbose > 0)  # the C libraries' chatter only with -v
     return Reporter(options.verbose)
 
 
@@ -388,7 +390,9 @@ def idle(ctx: click.Context, duration: float | None, **params):
 def devices() -> None:
     """List audio devices (outputs for --device, inputs for live --input-device)."""
     from nsplayer.audio.devices import list_devices
+    from nsplayer.audio.quiet import hush
 
+    hush(verbose=False)  # PortAudio probing every host API is no news for the user
     for d in list_devices():
         marks = ("<" if d["default_output"] else " ") + (">" if d["default_input"] else " ")
         click.echo(

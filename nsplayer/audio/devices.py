@@ -79,12 +79,19 @@ def output_settings(sd, index: int | None, rate: int, channels: int) -> tuple[in
 
 
 def list_devices() -> list[dict[str, object]]:
-    """Every audio device with its index, name, host API, channels and default rate."""
+    """Every audio device with its index, name, host API, channels and default rate; an
+    NsplayerError (exit 1, so a script can tell) when PortAudio finds none."""
     sd = load_sounddevice()
+    found = sd.query_devices()
+    if not found:
+        raise NsplayerError(
+            "no audio devices found — connect or enable a sound device, or start the sound "
+            "server (Linux: PulseAudio or PipeWire); meanwhile play with --no-audio"
+        )
     apis = sd.query_hostapis()
     defaults = sd.default.device
     rows = []
-    for i, d in enumerate(sd.query_devices()):
+    for i, d in enumerate(found):
         rows.append(
             {
                 "index": i,
