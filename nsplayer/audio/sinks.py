@@ -43,6 +43,11 @@ class Sink:
     before it is heard (the output latency counts towards it), so the first frames are
     not late. ``dac_time`` stays exact through gaps, because each callback records where
     the real samples it played went.
+
+    ``underruns`` counts the gaps a listener hears mid-stream: the ring ran dry before the
+    input ended, or the device itself ran out (its callback came late: PortAudio's
+    ``output_underflow``), once per callback even if both. ``status_errors`` counts every
+    callback the device flagged, warm-up included.
     """
 
     kind = "sink"
@@ -63,7 +68,7 @@ class Sink:
         self.channels = channels
         self.latency = 0.0  # nominal output latency (PortAudio's figure)
         self.measured_latency: float | None = None  # last callback's DAC time - its time
-        self.underruns = 0  # gaps heard mid-stream: the ring ran dry, or the device did
+        self.underruns = 0  # gaps heard mid-stream (see above)
         self.status_errors = 0  # callbacks the device flagged (underflow, priming, ...)
         self._pause_on_underrun = underrun == "pause"
         self._prebuffer = max(1, round(sample_rate * buffer_ms / 1000.0))
