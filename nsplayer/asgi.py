@@ -75,8 +75,10 @@ class DeadlineProtocol(H11Protocol):
         super().connection_lost(exc)
 
     def _watch(self) -> None:
-        """Armed while a request is awaited or arriving, disarmed once it is all in."""
-        if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+        """Armed while a request is awaited or arriving, disarmed once it is all in, or
+        once a WebSocket protocol has taken the connection over."""
+        upgraded = self.transport.get_protocol() is not self
+        if upgraded or self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
             self._disarm()
         elif self._deadline is None and not self.transport.is_closing():
             self._deadline = self.loop.call_later(self._timeout, self._too_slow)

@@ -6,6 +6,7 @@ send, and headers built here with struct that declare absurd rates, lengths and 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -18,12 +19,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 import pytest
 import soundfile as sf
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from livelink import FrameTime, LiveLinkSender
+from nsplayer.asgi import DeadlineProtocol, StoppableUvicorn, bind_tcp, in_background
 from nsplayer.errors import NsplayerError
 from nsplayer.listen import Subjects, printable
 from nsplayer.models.neurosync import HttpClient, NeuroSyncSettings
@@ -586,3 +593,51 @@ def test_listen_on_all_ipv6_addresses_prints_brackets() -> None:
     if "cannot listen" in line:
         pytest.skip("no IPv6 here")
     assert re.match(r"listening on UDP \[::\]:\d+ \(Ctrl-C to stop\)", line), line
+
+
+# --- the uvicorn glue that serve and stage share -----------------------------------------------
+
+
+class _Echo:
+    """A WebSocket echo app behind DeadlineProtocol, runnable by in_background."""
+
+    def __init__(self, request_timeout: float) -> None:
+        async def echo(ws: WebSocket) -> None:
+            await ws.accept()
+            with contextlib.suppress(WebSocketDisconnect):
+                while True:
+                    await ws.send_text(await ws.receive_text())
+
+        config = uvicorn.Config(
+            Starlette(routes=[WebSocketRoute("/ws", echo)]),
+            loop="asyncio",
+            http=partial(DeadlineProtocol, request_timeout=request_timeout),
+            ws="websockets-sansio",
+            lifespan="off",
+            log_config=None,
+        )
+        self.socket = bind_tcp("127.0.0.1", 0)
+        self.port = self.socket.getsockname()[1]
+        self._server = StoppableUvicorn(config)
+
+    @property
+    def started(self) -> bool:
+        return self._server.started
+
+    def run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self.socket]))
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+
+def test_a_websocket_outlives_the_request_deadline() -> None:
+    """The deadline times a request, not the WebSocket that a request became (stage)."""
+    client = pytest.importorskip("websockets.sync.client")
+    with in_background(_Echo(request_timeout=0.3)) as app:
+        with client.connect(f"ws://127.0.0.1:{app.port}/ws") as ws:
+            time.sleep(0.8)
+            ws.send("still here")
+            assert ws.recv(timeout=10) == "still here"
+        answer, _ = trickle(app.port, b"GET /ws HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 400)
+        assert answer == b""  # while a plain slow request is still cut off
