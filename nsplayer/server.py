@@ -298,10 +298,10 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 def _parse_rate(values: list[str]) -> int:
     if not values:
         return RAW_DEFAULT_RATE
-    try:
-        rate = int(values[-1])
-    except ValueError:
-        raise BadAudio(f"rate must be an integer number of Hz, got {values[-1][:20]!r}") from None
+    text = values[-1]
+    if not (text.isascii() and text.isdigit()):  # int() would take "1_6000", "+16000", "١٦"
+        raise BadAudio(f"rate must be an integer number of Hz, got {text[:20]!r}")
+    rate = int(text)
     if not MIN_RATE <= rate <= MAX_RATE:
         raise BadAudio(f"rate {rate} Hz is out of range ({MIN_RATE}–{MAX_RATE})")
     return rate

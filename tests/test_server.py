@@ -102,6 +102,8 @@ def test_raw_pcm_assumes_22050_unless_told(server: Server, query: str, rate: int
         (API_PATH + "?rate=fast", b"\x00\x00", "rate must be an integer"),
         (API_PATH + "?rate=5", b"\x00\x00", "out of range"),
         (API_PATH + "?rate=4000", b"\x00\x00", "out of range (8000–384000)"),
+        (API_PATH + "?rate=16_000", b"\x00\x00", "rate must be an integer"),
+        (API_PATH + "?rate=%2B16000", b"\x00\x00", "rate must be an integer"),
     ],
 )
 def test_undecodable_audio_is_400_json(server: Server, path: str, body: bytes, needle: str) -> None:
