@@ -56,3 +56,13 @@ class RemoteModel(FaceModel, Protocol):
     """A model behind a network: it can fail in the middle of a run."""
 
     answered: bool  # it answered at least once (a failure before means a wrong URL or server)
+
+
+def to_length(rows: np.ndarray, extra: int) -> np.ndarray:
+    """``rows`` less ``extra`` at the end, or (``extra`` < 0) with the last row repeated:
+    how a stream of frames is made to come out at exactly ceil(duration * fps)."""
+    if extra > 0:
+        return rows[: max(0, len(rows) - extra)]
+    if extra < 0 and len(rows):
+        return np.concatenate([rows, np.repeat(rows[-1:], -extra, axis=0)])
+    return rows

@@ -23,6 +23,7 @@ from nsplayer.models.base import (
     N_WITH_EMOTIONS,
     FaceModel,
     RemoteModel,
+    to_length,
     with_neutral_emotions,
 )
 
@@ -137,10 +138,6 @@ class FallbackModel:
 
     def _exact(self, rows: np.ndarray, total: int) -> np.ndarray:
         """Pad (repeat the last) or cut so that exactly ``total`` frames came out in all."""
-        extra = self._delivered - total
-        if extra > 0:
-            rows = rows[: max(0, len(rows) - extra)]
-        elif extra < 0 and len(rows):
-            rows = np.concatenate([rows, np.repeat(rows[-1:], -extra, axis=0)])
+        rows = to_length(rows, self._delivered - total)
         self._delivered = total
         return rows

@@ -39,6 +39,7 @@ from nsplayer.models.base import (
     N_WITH_EMOTIONS,
     ON_MODEL_ERROR,
     FaceModel,
+    to_length,
     with_neutral_emotions,
 )
 from nsplayer.netaddr import is_loopback
@@ -517,11 +518,7 @@ class NeuroSyncModel(FaceModel):
 
     def _exact(self, rows: np.ndarray, total: int) -> np.ndarray:
         """Pad (repeat last) or cut so that exactly ``total`` 60 fps frames came out."""
-        extra = self._emitted - total
-        if extra > 0:
-            rows = rows[: max(0, len(rows) - extra)]
-        elif extra < 0 and len(rows):
-            rows = np.concatenate([rows, np.repeat(rows[-1:], -extra, axis=0)])
+        rows = to_length(rows, self._emitted - total)
         self._emitted = total
         return rows
 
