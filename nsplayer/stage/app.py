@@ -1,9 +1,10 @@
 """The Starlette app of `nsplayer stage`: the WebSocket stream and the small REST API.
 
 Each WebSocket connection reads its messages in order and writes its events from a queue
-of its own, so a client that reads slowly only delays itself; one that stops reading for
-good is cut off once its queue is full. A client streaming faster than real time is read
-only as fast as its audio plays (``buffer_s`` ahead at most).
+of its own, so a client that reads slowly only delays itself; for one that stops reading,
+the queue holds OUTBOX_LIMIT events, drops the rest and ends in a hang-up. A client
+streaming faster than real time is read only as fast as its audio plays (``buffer_s``
+ahead at most).
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class _Connection:
         self.open: dict[str, tuple[Utterance, AudioFormat]] = {}
         self.latest: str | None = None  # where binary frames go
         self.outbox: asyncio.Queue[dict | None] = asyncio.Queue()
+        self.overflowed = False
         self.loop = asyncio.get_running_loop()
 
     def emit(self, event: dict[str, object]) -> None:
@@ -162,9 +164,12 @@ class _Connection:
             self.loop.call_soon_threadsafe(self._put, event)
 
     def _put(self, event: dict | None) -> None:
+        if self.overflowed:
+            return
         if self.outbox.qsize() < OUTBOX_LIMIT:
             self.outbox.put_nowait(event)
-        elif event is not None:  # not reading: hang up on it rather than hold events forever
+        else:  # not reading: drop what follows, hang up once the writer gets there
+            self.overflowed = True
             self.outbox.put_nowait(None)
 
     async def run(self) -> None:

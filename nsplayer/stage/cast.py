@@ -254,15 +254,14 @@ class Cast:
     ) -> Utterance:
         """Queue (enqueue), or play now after fading the current line (interrupt: the queue
         stays; replace: the queue is cleared too)."""
-        track = Track(self._model(rate), rate, self.settings.fps)
         with self.lock:
             subject = self.subject(name)
             if len(subject.queue) >= self.settings.max_queue and mode == "enqueue":
-                track.close()
                 raise ProtocolError(
                     "queue_full",
                     f"{name!r} has {len(subject.queue)} utterances waiting; wait or interrupt",
                 )
+            track = Track(self._model(rate), rate, self.settings.fps)
             utterance = Utterance(uid, subject, rate, track, owner, emotion)
             if mode != "enqueue":
                 self._cut(subject, None, 0.15, clear_queue=mode == "replace")
