@@ -205,11 +205,14 @@ def test_interrupt_fades_the_mouth_to_rest_and_says_what_was_heard(stage, frames
     sent = time.monotonic()
     client.send(type="interrupt", subject="anna", fade_ms=100)
     event = client.until("utterance.interrupted", "long")
-    assert 1000.0 * (sent - started) - 100 < event["played_ms"] < 1000.0 * (sent - started) + 100
+    done = client.when("utterance.interrupted", "long")
+    # heard from its start to the interrupt: at least what the client saw, at most that
+    # plus the lateness of the started event and of the interrupt's handling
+    assert 1000.0 * (sent - started) - 20 < event["played_ms"] < 1000.0 * (done - started) + 50
     queued = client.until("utterance.interrupted", "next")  # clear_queue defaults to true
     assert queued["played_ms"] == 0
     time.sleep(0.5)
-    after = frames.of("anna", since=sent + 0.25)
+    after = frames.of("anna", since=done + 0.2)  # fade_ms, and the mouth's 100 ms ease
     assert len(after) > 10 and max(f.values[JAW] for f in after) < REST
     assert consecutive(frames.of("anna"))
     assert requests.get(http(stage, "/v1/subjects")).json()["subjects"][0]["state"] == "idle"
