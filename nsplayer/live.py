@@ -28,6 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
+from nsplayer.audio import SILENT_S
 from nsplayer.audio.mic import Block, FileInput, MicInput
 from nsplayer.config import Options
 from nsplayer.engine import Conductor, Look, Outcome, Performer, check_writable, write_json
@@ -36,7 +37,6 @@ from nsplayer.reporting import Reporter
 from nsplayer.stopping import stop_on_signals
 from nsplayer.vad import VoiceGate
 
-STALL_S = 2.0  # no input for this long: the device is gone
 START_S = 10.0  # a new PulseAudio input stream may take seconds to deliver its first block
 MONITOR_MAX_S = 0.2  # monitor output queued at most; more is dropped to keep it live
 WINDOW_FRAMES = 128  # NeuroSync needs at least this much context per request
@@ -327,7 +327,7 @@ class Listener(threading.Thread):
         self.error: BaseException | None = None
         self._limit = math.inf if duration is None else duration * mic.rate
         self._halt = threading.Event()
-        self._last_input = time.monotonic() + START_S - STALL_S
+        self._last_input = time.monotonic() + START_S - SILENT_S
         self._reported = (0, 0)  # overflows, dropped blocks at the last -v report
         self._report_due = 0.0
 
@@ -350,7 +350,7 @@ class Listener(threading.Thread):
         if block is None:
             if isinstance(self.mic, FileInput) and self.mic.finished:
                 self._halt.set()  # the whole file was heard
-            elif self.mic.finished or now - self._last_input > STALL_S:
+            elif self.mic.finished or now - self._last_input > SILENT_S:
                 raise NsplayerError(
                     f"input device {self.mic.device_name!r} stopped delivering audio "
                     "(unplugged?) — reconnect it or pick another with --input-device "

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nsplayer.audio.sinks import SILENT_S, Sink, open_sink
+from nsplayer.audio import SILENT_S
+from nsplayer.audio.sinks import Sink, open_sink
 from nsplayer.audio.sources import AudioSource, to_mono
 from nsplayer.config import Options
 from nsplayer.engine import Conductor, Look, Outcome, Performer, check_writable, write_json

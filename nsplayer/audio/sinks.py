@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from nsplayer.audio import SILENT_S
 from nsplayer.audio.dacclock import DacClock
 from nsplayer.audio.devices import load_sounddevice, output_settings, resolve_device
 from nsplayer.audio.resample import Resampler
@@ -29,7 +30,6 @@ from nsplayer.audio.ring import Ring
 from nsplayer.errors import NsplayerError
 
 UNDERRUN_MODES = ("silence", "pause")
-SILENT_S = 2.0  # a device without a callback (or progress) this long has stopped
 
 
 class Sink:

@@ -18,11 +18,11 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
+from nsplayer.audio import MAX_RATE, MIN_RATE
 from nsplayer.errors import NsplayerError
 
 # Raw PCM formats for --raw --sample-format (name -> sample type; "<i3" is packed 24-bit).
 SAMPLE_FORMATS = {"s16le": "<i2", "s24le": "<i3", "s32le": "<i4", "f32le": "<f4"}
-MIN_RATE, MAX_RATE = 8000, 384000  # what a speech model and a sound card can use
 MAX_CHANNELS = 32
 MAX_AUDIO_S = 24 * 3600  # a header that claims more is lying (a 42-byte FLAC can claim 2**36)
 _UNKNOWN_LENGTHS = (0, 0xFFFFFFFF)

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from nsplayer.audio import MIN_RATE
 from nsplayer.errors import NsplayerError
 from nsplayer.models.base import FaceModel
 
@@ -33,9 +34,10 @@ def create_model(
     "embedded" is the default in-process model: ``EMBEDDED`` says which of "dsp" (formant
     rules) and "learned" (the trained network) it is.
     """
-    if sample_rate < 4000:
+    if sample_rate < MIN_RATE:
         raise NsplayerError(
-            f"sample rate {sample_rate} Hz is too low for speech — use audio at 8 kHz or more"
+            f"sample rate {sample_rate} Hz is too low for speech — use audio at "
+            f"{MIN_RATE // 1000} kHz or more"
         )
     if fps <= 0:
         raise NsplayerError(f"frame rate must be positive, not {fps}")

@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from livelink import names as N
+from nsplayer.audio import MIN_RATE
 from nsplayer.models.base import N_SHAPES
 from nsplayer.models.features import WINDOW_S, Analyzer, Features
 
@@ -170,7 +171,7 @@ class EmbeddedModel:
     idle_from_frame = None  # it never stops speaking (see FaceModel)
 
     def __init__(self, sample_rate: int, fps: int = 60, causal: bool = True) -> None:
-        if sample_rate < 4000 or fps <= 0:
+        if sample_rate < MIN_RATE or fps <= 0:
             raise ValueError(f"unsupported sample rate {sample_rate} Hz or fps {fps}")
         self.sample_rate = int(sample_rate)
         self.fps = int(fps)
