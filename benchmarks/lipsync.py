@@ -1,12 +1,16 @@
-"""Lipsync accuracy of the embedded model against espeak-ng's phoneme timings.
+"""Lipsync accuracy of the embedded models (DSP and learned) against exact phone timings.
 
-Ground truth: libespeak-ng (``espeak_events``) speaks ``SENTENCES`` with several voices and
-speeds and reports when each phoneme starts. Every utterance gets 0.5 s of silence before
-and after; every third one also gets steady pink noise 40 dB below full scale (about 22 dB
-below the speech), so the silence class covers background noise too. WAVs and events are cached in
-``benchmarks/.cache/lipsync/``. The model runs as ``nsplayer export`` runs it (offline)
-and as ``nsplayer live`` runs it (causal); a naive loudness-only baseline (JawOpen = RMS
-over 40 ms / the utterance's 95th-percentile RMS, nothing else moves) runs alongside.
+Ground truth, per source: libespeak-ng (``espeak_events``) speaks ``SENTENCES`` with several
+voices and speeds and reports when each phoneme starts; flite speaks the same sentences
+with its voices and ``-psdur`` gives each segment's end. Every utterance gets 0.5 s of
+silence before and after; every third espeak-ng one also gets steady pink noise 40 dB below
+full scale (about 22 dB below the speech), so the silence class covers background noise
+too. The noisy condition adds pink noise at ``SNR_DB`` below the speech to every utterance.
+WAVs and timings are cached in ``benchmarks/.cache/lipsync/``. Each model runs as
+``nsplayer export`` runs it (offline) and as ``nsplayer live`` runs it (causal); a naive
+loudness-only baseline (JawOpen = RMS over 40 ms / the utterance's 95th-percentile RMS,
+nothing else moves) runs alongside. The learned model never trained on these sentences,
+on the espeak-ng variants used here, or on the flite voices in ``FLITE_UNSEEN``.
 
 A phoneme spans from its start to the next phoneme's start; its *middle* is the frames
 (at 60 fps, frame i = time i/60) in the middle half of that span, or the frame nearest
@@ -27,8 +31,13 @@ mean(MouthLowerDownLeft/Right). Rules per class (a phoneme counts once):
   at rest — every frame more than 0.1 s inside it has JawOpen < 0.05 and every mouth
   channel (MouthClose..MouthUpperUpRight) < 0.1.
 
+flite's p/b segments start at the closure, so they are judged like m. ``--lags`` also scores
+clean espeak-ng speech with every frame read k frames later: the best k is 0 when frame i
+describes audio time i / fps, +1 when frames come a frame late.
+
 Run: ``python benchmarks/lipsync.py`` (``--quick``: the first 15 sentences; ``--rate 8000``:
-resample the 22.05 kHz speech first, to check telephone or studio rates).
+resample the speech first, to check telephone or studio rates; ``--source flite``: one
+source; ``--clean``: no noisy condition).
 """
 
 from __future__ import annotations

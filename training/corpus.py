@@ -1,11 +1,14 @@
 """Training corpus: synthetic speech with exact phone timings, augmented, as model features.
 
 Sources: espeak-ng (C library phoneme events, many accents x voice variants, speeds and
-pitches) and flite (``flite -psdur`` segment end times). Texts are random word sequences
+pitches), flite (``flite -psdur`` segment end times) and festival's ked diphone voice
+(``utt.save.segs``). Texts are random word sequences
 from ``WORDS`` (never the benchmark's sentences). Each utterance gets silence around it and,
 at random, speed change, reverberation, band limiting (8 or 16 kHz), codec-like mu-law,
 noise (white, pink, brown, hum; SNR 0-30 dB) and gain; then the very features the model
-computes at run time (``MelAnalyzer``) and a viseme label per 10 ms frame.
+computes at run time (``MelAnalyzer``), most with a vocal tract length warp (the filter
+bank's frequencies scaled by 0.82-1.22: other speakers' formants), and a viseme label per
+10 ms frame.
 
 Held out (never written to the training corpus): the espeak variants the lipsync
 benchmark uses (f2, f3, m3 and the plain voices) and the flite voices in ``HELD_OUT``.
@@ -49,6 +52,7 @@ ESPEAK_VARIANTS = (
 )  # fmt: skip
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
 HELD_OUT = ("awb", "slt")  # whole flite voices kept for the unseen-voice benchmark
+FESTIVAL_VOICES = ("ked_diphone",)  # Debian festvox-kdlpc16k (festival's awb/slt: held out)
 WORDS = """
 a about above across after again air all almost alone along also always am among an and
 animal another answer any apple are area arm around as ask at away baby back bad bag ball
@@ -161,6 +165,27 @@ def flite_sample(rng: np.random.Generator, voice: str) -> Sample:
     return Sample(audio, sr, spans, f"flite:{voice}")
 
 
+def festival_sample(rng: np.random.Generator, voice: str) -> Sample:
+    """Festival's diphone voice; ``utt.save.segs`` writes each segment's end time."""
+    text = random_text(rng).replace('"', "")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav, segs, script = Path(tmp) / "x.wav", Path(tmp) / "x.segs", Path(tmp) / "x.scm"
+        script.write_text(
+            f'(voice_{voice})\n(set! u (utt.synth (Utterance Text "{text}")))\n'
+            f'(utt.save.wave u "{wav}" \'riff)\n(utt.save.segs u "{segs}")\n'
+        )
+        subprocess.run(["festival", "-b", str(script)], capture_output=True, check=True)
+        audio, sr = sf.read(wav, dtype="float32")
+        lines = segs.read_text().split("#", 1)[1].split("\n")
+    spans, start = [], 0.0
+    for line in lines:
+        if line.strip():
+            end, _, name = line.split()
+            spans.append((arpabet_class(name), start, float(end)))
+            start = float(end)
+    return Sample(audio, sr, spans, f"festival:{voice}")
+
+
 def augment(s: Sample, rng: np.random.Generator) -> Sample:
     """Silence around, then at random speed, reverb, band limit, mu-law, noise, gain."""
     sr, x, spans = s.sample_rate, s.audio.astype(np.float64), s.spans
@@ -244,8 +269,8 @@ def labels(spans: list[tuple[int, float, float]], n_frames: int) -> np.ndarray:
     return y
 
 
-def features(s: Sample) -> np.ndarray:
-    an = MelAnalyzer(s.sample_rate)
+def features(s: Sample, warp: float) -> np.ndarray:
+    an = MelAnalyzer(s.sample_rate, warp)
     pad = np.zeros(round(0.02 * s.sample_rate), np.float32)
     rows = an.push(np.concatenate([s.audio, pad]))
     return rows[: int(np.ceil(len(s.audio) / s.sample_rate / MEL_HOP_S))]
@@ -255,27 +280,30 @@ def make(job: tuple[str, str, int]) -> tuple[np.ndarray, np.ndarray, str]:
     """One augmented utterance's features and labels, seeded by its job."""
     engine, voice, seed = job
     rng = np.random.default_rng(seed)
-    s = espeak_sample(rng, voice) if engine == "espeak" else flite_sample(rng, voice)
+    make_sample = {"espeak": espeak_sample, "flite": flite_sample, "festival": festival_sample}
+    s = make_sample[engine](rng, voice)
     s = augment(s, rng)
-    x = features(s)
+    x = features(s, rng.uniform(0.82, 1.22) if rng.random() < 0.7 else 1.0)
     return x.astype(np.float16), labels(s.spans, len(x)), s.group
 
 
-def jobs(n_espeak: int, n_flite: int, seed: int) -> list[tuple[str, str, int]]:
+def jobs(n_espeak: int, n_other: int, seed: int) -> list[tuple[str, str, int]]:
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n_espeak):
         voice = f"{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(ESPEAK_VARIANTS)}"
         out.append(("espeak", voice, seed * 1_000_003 + k))
-    train_flite = [v for v in FLITE_VOICES if v not in HELD_OUT]
-    for k in range(n_flite):
-        out.append(("flite", train_flite[k % len(train_flite)], seed * 1_000_003 + n_espeak + k))
+    voices = [("flite", v) for v in FLITE_VOICES if v not in HELD_OUT]
+    voices += [("festival", v) for v in FESTIVAL_VOICES]
+    for k in range(n_other):
+        engine, voice = voices[k % len(voices)]
+        out.append((engine, voice, seed * 1_000_003 + n_espeak + k))
     return out
 
 
-def build(n_espeak: int, n_flite: int, seed: int, path: Path, procs: int) -> None:
+def build(n_espeak: int, n_other: int, seed: int, path: Path, procs: int) -> None:
     with Pool(procs) as pool:
-        made = pool.map(make, jobs(n_espeak, n_flite, seed), chunksize=16)
+        made = pool.map(make, jobs(n_espeak, n_other, seed), chunksize=16)
     lengths = np.array([len(x) for x, _, _ in made])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
@@ -295,9 +323,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--procs", type=int, default=2)
     args = ap.parse_args()
-    n_espeak, n_flite = (300, 120) if args.small else (5000, 2500)
+    n_espeak, n_other = (300, 120) if args.small else (5000, 3200)
     name = "corpus-small.npz" if args.small else "corpus.npz"
-    build(n_espeak, n_flite, args.seed, CACHE / name, args.procs)
+    build(n_espeak, n_other, args.seed, CACHE / name, args.procs)
 
 
 if __name__ == "__main__":

@@ -260,14 +260,16 @@ class MelAnalyzer:
     audio track alike.
     """
 
-    def __init__(self, sample_rate: int) -> None:
+    def __init__(self, sample_rate: int, warp: float = 1.0) -> None:
+        """``warp`` scales the filter bank's frequencies (training augmentation: a vocal
+        tract of another length); the model runs at 1."""
         self.sample_rate = sample_rate
         n_win = max(16, round(MEL_WINDOW_S * sample_rate))
         self.nfft = 1 << int(np.ceil(np.log2(n_win)))
         self.window = np.hanning(n_win)
         freqs = np.fft.rfftfreq(self.nfft, 1.0 / sample_rate)
         norm = 2.0 / (self.nfft * np.sum(self.window**2))  # power spectrum -> mean square
-        self.mel = mel_matrix(freqs, sample_rate) * norm
+        self.mel = mel_matrix(freqs * warp, sample_rate) * norm
         self.level = ((freqs >= 60.0) & (freqs < min(4000.0, sample_rate / 2))) * norm
         self.decay = PEAK_DECAY_DB_S * MEL_HOP_S
         self.peak = PEAK_MIN_DB

@@ -47,6 +47,7 @@ SHAPES = np.array(
         [0.3, 0.0, 0.0, 0.0, 0.0, 0.0],  # other
     ]
 )
+CLOSED_GAIN = 1.5  # a half-sure closure already shuts the lips: p/b/m are short
 VOWELS = [VISEMES.index(v) for v in ("open", "rounded", "spread", "mid")]
 # (attack, release) seconds per shape: the posteriors are already smooth, so these are
 # faster than the DSP model's.
@@ -121,6 +122,7 @@ def targets(post: np.ndarray, mel: np.ndarray) -> np.ndarray:
     """Posteriors (n, VISEMES) and their mel rows -> shape targets (n, N_STATE)."""
     post = np.maximum(post - 0.05, 0.0) / 0.95  # a faint posterior is no shape: rest is rest
     shapes = post @ SHAPES
+    shapes[:, 1] = np.minimum(1.0, CLOSED_GAIN * shapes[:, 1])
     loud = 10.0 * np.log10(np.sum(10.0 ** (mel[:, :-1] / 10.0), axis=1) + 1e-12)
     accent = post[:, VOWELS].sum(axis=1) * np.clip((loud - 6.0) / 4.0, 0.0, 1.0)
     return np.concatenate([shapes, accent[:, None]], axis=1)
