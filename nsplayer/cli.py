@@ -472,53 +472,47 @@ def serve(host: str, port: int, rows: str, max_body_mb: float, **params) -> None
 @main.command()
 @live_options
 @click.option("--input-device", metavar="NAME|INDEX", help="Microphone (see `nsplayer devices`).")
-@click.option("--rate", type=_RATE, help="Input rate. [default: device's]")
+@click.option("--rate", "live_rate", type=_RATE, help="Input rate. [default: device's]")
 @click.option(
     "--block",
-    "block_ms",
+    "live_block_ms",
     type=click.FloatRange(1, 100),
-    default=5.0,
     metavar="MS",
-    show_default=True,
-    help="Input block size.",
+    help="Input block size. [default: 5]",
 )
-@click.option("--monitor", is_flag=True, help="Play the input on --device as well.")
+@click.option(
+    "--monitor", "live_monitor", is_flag=True, default=None, help="Play the input on --device."
+)
 @click.option(
     "--hop",
-    "hop_ms",
+    "live_hop_ms",
     type=click.FloatRange(10),
-    default=100.0,
     metavar="MS",
-    show_default=True,
-    help="--model neurosync: re-send the newest window this often.",
+    help="--model neurosync: re-send the newest window this often. [default: 100]",
 )
-@click.option("--duration", type=click.FloatRange(0), help="Stop after S seconds of input.")
-@click.option("--no-vad", is_flag=True, help="Animate every sound, not only voice.")
+@click.option(
+    "--duration", "live_duration", type=click.FloatRange(0), help="Stop after S seconds of input."
+)
+@click.option(
+    "--vad/--no-vad",
+    "live_gate",
+    default=None,
+    help="Animate voice only (default), or every sound.",
+)
 @click.option(
     "--input-file",
+    "live_input_file",
     type=click.Path(dir_okay=False, exists=True),
     help="Play this audio file in real time as if it were the microphone (try live anywhere).",
 )
 @click.pass_context
-def live(
-    ctx: click.Context, rate, block_ms, monitor, hop_ms, duration, no_vad, input_file, **params
-):
-    """Microphone in, face frames out as soon as computed (Ctrl-C to stop)."""
-    from pathlib import Path
-
-    from nsplayer.live import LiveSettings, run_live
+def live(ctx: click.Context, **params):
+    """Microphone in, face frames out as soon as computed (Ctrl-C to stop). Every option can
+    also be set in nsplayer.yaml's live section or as NSPLAYER_LIVE_*."""
+    from nsplayer.live import run_live
 
     options = build_options(ctx, params)
-    settings = LiveSettings(
-        rate=rate,
-        block_ms=block_ms,
-        monitor=monitor,
-        hop_ms=hop_ms,
-        duration=duration,
-        gate=not no_vad,
-        input_file=None if input_file is None else Path(input_file),
-    )
-    result = run_live(options, settings, _reporter(options))
+    result = run_live(options, _reporter(options))
     if result.exit_code:
         sys.exit(result.exit_code)
 

@@ -30,6 +30,7 @@ from nsplayer.animation import Gains, IdleSettings
 from nsplayer.animation.emotion import emotion_weights, parse_emotion
 from nsplayer.audio.sinks import UNDERRUN_MODES
 from nsplayer.errors import NsplayerError
+from nsplayer.live import LiveSettings
 from nsplayer.models import MODEL_NAMES
 from nsplayer.models.base import ON_MODEL_ERROR
 from nsplayer.models.neurosync import DEFAULT_URL, NeuroSyncSettings
@@ -54,6 +55,7 @@ class Options:
     av_offset_ms: float = 0.0
     gains: Gains = field(default_factory=Gains)
     idle: IdleSettings = field(default_factory=IdleSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
     emotion: dict[str, float] | None = None
     seed: int | None = None
     buffer_ms: float = 100.0
@@ -203,6 +205,13 @@ _KEYS: dict[str, Convert] = {
     "idle.saccades": _bool,
     "idle.head_sway": _number(float, 0, 5),
     "idle.breathing": _number(float, 0, 5),
+    "live.rate": _optional(_number(int, 8000, 384000)),
+    "live.block_ms": _number(float, 1, 100),
+    "live.monitor": _bool,
+    "live.hop_ms": _number(float, 10, 10000),
+    "live.duration": _optional(_number(float, 0, 10**9)),
+    "live.gate": _bool,
+    "live.input_file": _optional(_path),
     "emotion": _optional(_emotion),
     "seed": _optional(_number(int, 0, 2**32 - 1)),
     "buffer_ms": _number(float, 0, 10000),
@@ -212,7 +221,12 @@ _KEYS: dict[str, Convert] = {
     "start_at": _optional(_clock_time),
     "verbose": _number(int, -9, 9),
 }
-_SECTIONS = {"neurosync": NeuroSyncSettings, "gains": Gains, "idle": IdleSettings}
+_SECTIONS = {
+    "neurosync": NeuroSyncSettings,
+    "gains": Gains,
+    "idle": IdleSettings,
+    "live": LiveSettings,
+}
 _SECRET = {"neurosync.api_key"}
 _ALIASES = {
     "url": "neurosync.url",
@@ -434,17 +448,25 @@ def load_options(
 def options_from_cli(given: Mapping[str, object], env: Mapping[str, str] = os.environ) -> Options:
     """Options from the command-line flags the user gave (click's parameter names), merged
     over the config file and the environment by ``load_options``."""
-    given = {k.replace("neurosync_", "neurosync.", 1): v for k, v in given.items()}
+    given = {_dotted(k): v for k, v in given.items()}
     config = given.pop("config_path", None)
     verbose = int(given.pop("verbose", 0) or 0) - int(given.pop("quiet", 0) or 0)  # type: ignore[call-overload]
     if verbose:
         given["verbose"] = verbose
     if given.get("gains"):
         given["gains"] = parse_gains(given["gains"])  # type: ignore[arg-type]
-    for key in ("stats", "save_csv"):
+    for key in ("stats", "save_csv", "live.input_file"):
         if given.get(key) is not None:
             given[key] = Path(given[key])  # type: ignore[arg-type]
     return load_options(given, Path(config) if config else None, env)  # type: ignore[arg-type]
+
+
+def _dotted(name: str) -> str:
+    """click's parameter name to the config key: ``neurosync_url`` -> ``neurosync.url``."""
+    for section in ("neurosync", "live"):
+        if name.startswith(section + "_"):
+            return f"{section}.{name[len(section) + 1 :]}"
+    return name
 
 
 def parse_gains(items: tuple[str, ...]) -> dict[str, float]:

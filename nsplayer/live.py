@@ -24,18 +24,20 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from nsplayer.audio import SILENT_S
 from nsplayer.audio.mic import Block, FileInput, MicInput
-from nsplayer.config import Options
 from nsplayer.engine import Conductor, Look, Outcome, Performer, check_writable, write_json
 from nsplayer.errors import NsplayerError
 from nsplayer.reporting import Reporter
 from nsplayer.stopping import stop_on_signals
 from nsplayer.vad import VoiceGate
+
+if TYPE_CHECKING:
+    from nsplayer.config import Options
 
 START_S = 10.0  # a new PulseAudio input stream may take seconds to deliver its first block
 MONITOR_MAX_S = 0.2  # monitor output queued at most; more is dropped to keep it live
@@ -434,9 +436,10 @@ def latency_line(mic: LiveInput, lookahead_s: float, neurosync: bool) -> str:
     )
 
 
-def run_live(options: Options, settings: LiveSettings, reporter: Reporter) -> LiveResult:
+def run_live(options: Options, reporter: Reporter) -> LiveResult:
     """Build input, model and engine from the options, print the latency, run until the
     input ends, ``--duration`` passes, a signal or a fault; always ease the face out."""
+    settings = options.live
     check_writable(options.stats, "--stats")
     if settings.input_file is not None:
         mic: LiveInput = FileInput(settings.input_file, settings.rate, settings.block_ms)

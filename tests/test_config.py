@@ -18,6 +18,7 @@ from nsplayer.config import (
     user_config_dir,
 )
 from nsplayer.errors import NsplayerError
+from nsplayer.live import LiveSettings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "nsplayer.yaml"
 SECRET = "sk-very-secret-123"
@@ -205,6 +206,7 @@ def test_example_config_loads_and_documents_every_option(home):
         ("neurosync", NeuroSyncSettings),
         ("gains", Gains),
         ("idle", IdleSettings),
+        ("live", LiveSettings),
     ):
         assert set(data[section]) == {f.name for f in fields(cls)}
 
