@@ -25,7 +25,9 @@ CHATTER = [
     b"Cannot connect to server socket err = No such file or directory",
     b"jack server is not running or cannot be started",
 ]
-OTHER = st.text(st.characters(blacklist_characters="\n"), max_size=40).map(
+OTHER = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), max_size=40
+).map(
     lambda text: b"> " + text.encode()  # anything, but never a chatter line
 )
 
