@@ -406,20 +406,21 @@ class Listener(threading.Thread):
             )
 
     def _replace_failed_model(self, error: Exception) -> None:
-        """NeuroSync failed mid-run: go on as ``on_model_error`` says (embedded, idle, stop)."""
-        if self.on_model_error == "stop" or not self.producer.answered:
-            raise NsplayerError(str(error))
+        """NeuroSync failed mid-run: go on as ``on_model_error`` says (models.fallback's rule)."""
+        from nsplayer.models.fallback import after_failure
+
+        failure = error if isinstance(error, NsplayerError) else NsplayerError(str(error))
+        instead, line = after_failure(self.on_model_error, self.producer.answered, failure)
         first = math.ceil(self.clock.samples * self.fps / self.mic.rate)
         self.producer.close()
-        if self.on_model_error == "embedded":
+        if instead == "embedded":
             from nsplayer.models import create_model
 
             model = create_model("embedded", self.mic.rate, self.fps, causal=True)
             self.producer = StreamingFrames(model, first)
         else:
             self.producer = IdleFrames(self.mic.rate, self.fps, first)
-        instead = "the embedded model" if self.on_model_error == "embedded" else "the idle face"
-        self.reporter.say(f"live: {error}; continuing with {instead}")
+        self.reporter.say(line)
 
 
 def latency_line(mic: LiveInput, lookahead_s: float, neurosync: bool) -> str:

@@ -28,6 +28,16 @@ from nsplayer.models.base import (
 )
 
 
+def after_failure(policy: str, answered: bool, exc: NsplayerError) -> tuple[str, str]:
+    """The rule: what a model's failure mid-run leads to, ("embedded" | "idle", the line to
+    say); raises ``exc`` for ``stop`` and for a model that never answered."""
+    if not answered or policy == "stop":
+        raise exc
+    if policy == "embedded":
+        return policy, f"nsplayer: warning: {exc}; continuing with the embedded model"
+    return "idle", f"nsplayer: warning: {exc}; showing the idle face from here"
+
+
 class FallbackModel:
     """``primary`` with ``policy`` (embedded | idle | stop) for its failure mid-run.
 
@@ -111,15 +121,13 @@ class FallbackModel:
 
     def _fail(self, exc: NsplayerError) -> np.ndarray:
         """Apply the policy; the frames that can still be shown now."""
-        if not self.answered or self._policy == "stop":
-            raise exc
+        instead, line = after_failure(self._policy, self.answered, exc)
         self.primary.close()
-        if self._policy == "embedded":
-            self._report(f"nsplayer: warning: {exc}; continuing with the embedded model")
+        self._report(line)
+        if instead == "embedded":
             self._fallback = self._make()
             audio, self._kept = self._kept, np.zeros(0, np.float32)
             return self._deliver(self._fallback.feed(audio))
-        self._report(f"nsplayer: warning: {exc}; showing the idle face from here")
         self.idle_from_frame = self._delivered
         return self._idle(math.floor(self._samples * self.fps / self.sample_rate))
 
