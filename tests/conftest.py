@@ -8,10 +8,12 @@ import subprocess
 import threading
 import time
 
+import numpy as np
 import pytest
 from hypothesis import settings
 
 from livelink import LiveLinkReceiver
+from nsplayer.audio.sinks import NullSink
 
 # CI (.ci/run sets CI=true) runs the same examples every time: a red build is reproducible
 # and never random. Locally Hypothesis explores anew each run.
@@ -61,6 +63,36 @@ class SteppingClock:
 
     def sleep(self, dt: float) -> None:
         self.t += max(dt, 1e-5)
+
+
+class ManualClock:
+    """Time stands still until a test moves ``t``."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+
+class CaptureSink(NullSink):
+    """A null sink that keeps what each virtual callback played (mono: channel 0) and when
+    it was heard."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.played: list[np.ndarray] = []
+        self.heard: list[float] = []
+
+    def _consume(self, out, dac):
+        super()._consume(out, dac)
+        self.played.append(out[:, 0].copy())
+        self.heard.append(dac)
+
+    def at(self, t: float) -> float:
+        """The sample heard at time t."""
+        k = int(np.searchsorted(self.heard, t, side="right")) - 1
+        return float(self.played[k][round((t - self.heard[k]) * self.sample_rate)])
 
 
 def pulse_running() -> bool:

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import CaptureSink, ManualClock
 
 from nsplayer.audio.mixer import Mixer
 from nsplayer.audio.sinks import NullSink
@@ -13,40 +14,13 @@ from nsplayer.audio.sinks import NullSink
 SR = 8000
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def now(self) -> float:
-        return self.t
-
-
-class CaptureSink(NullSink):
-    """A null sink that keeps what it played and when each block was heard."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.played: list[np.ndarray] = []
-        self.heard: list[float] = []
-
-    def _consume(self, out, dac):
-        super()._consume(out, dac)
-        self.played.append(out[:, 0].copy())
-        self.heard.append(dac)
-
-    def at(self, t: float) -> float:
-        """The sample heard at time t."""
-        k = int(np.searchsorted(self.heard, t, side="right")) - 1
-        return float(self.played[k][round((t - self.heard[k]) * SR)])
-
-
-def setup(latency: float = 0.0) -> tuple[FakeClock, CaptureSink, Mixer]:
-    clock = FakeClock()
+def setup(latency: float = 0.0) -> tuple[ManualClock, CaptureSink, Mixer]:
+    clock = ManualClock()
     sink = CaptureSink(SR, clock=clock.now, latency=latency, buffer_ms=5, block=40)
     return clock, sink, Mixer(sink, block_s=0.01, lead_s=0.03)
 
 
-def run(clock: FakeClock, mixer: Mixer, seconds: float) -> None:
+def run(clock: ManualClock, mixer: Mixer, seconds: float) -> None:
     for _ in range(round(seconds / 0.005)):
         clock.t += 0.005
         while mixer.step():

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import CaptureSink, ManualClock
 
 from nsplayer.audio.devices import resolve_device
 from nsplayer.audio.resample import Resampler
@@ -18,32 +19,12 @@ from nsplayer.errors import NsplayerError
 SR = 8000
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 50.0
-
-    def now(self) -> float:
-        return self.t
-
-
-class CaptureSink(NullSink):
-    """A null sink that keeps what its virtual callbacks played."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.played: list[np.ndarray] = []
-
-    def _consume(self, out, dac):
-        super()._consume(out, dac)
-        self.played.append(out.copy())
-
-
 def ramp(start: int, n: int) -> np.ndarray:
     return (np.arange(start, start + n, dtype=np.float32) / 1e5)[:, None]
 
 
 def test_plays_in_order_through_ring_wraparound_and_maps_dac_times():
-    clock = FakeClock()
+    clock = ManualClock(50.0)
     sink = CaptureSink(SR, clock=clock.now, latency=0.1, buffer_ms=0, capacity_s=0.08)
     written = 0
     for _ in range(20):  # 20 x 30 ms through an 80 ms ring
@@ -53,7 +34,7 @@ def test_plays_in_order_through_ring_wraparound_and_maps_dac_times():
     sink.end()
     clock.t += 0.1
     first = sink.dac_time(0)  # any call lets the null sink run its due callbacks
-    played = np.concatenate(sink.played)[:, 0]
+    played = np.concatenate(sink.played)
     assert np.array_equal(played[played > 0], ramp(1, written - 1)[:, 0])
     for i in (1, 500, 4799):
         assert sink.dac_time(i) == pytest.approx(first + i / SR)
@@ -61,7 +42,7 @@ def test_plays_in_order_through_ring_wraparound_and_maps_dac_times():
 
 
 def test_jitter_buffer_holds_playback_until_filled_or_ended():
-    clock = FakeClock()
+    clock = ManualClock(50.0)
     sink = NullSink(SR, clock=clock.now, buffer_ms=100)
     sink.write(np.zeros((400, 1), np.float32))  # 50 ms < 100 ms
     clock.t += 0.5
@@ -73,7 +54,7 @@ def test_jitter_buffer_holds_playback_until_filled_or_ended():
 
 
 def test_underrun_silence_resumes_at_once_and_keeps_mapping_exact():
-    clock = FakeClock()
+    clock = ManualClock(50.0)
     sink = NullSink(SR, clock=clock.now, latency=0.0, buffer_ms=50, underrun="silence")
     sink.write(np.zeros((800, 1), np.float32))  # 100 ms
     clock.t += 0.3  # producer stalls: 200 ms of silence
@@ -89,7 +70,7 @@ def test_underrun_silence_resumes_at_once_and_keeps_mapping_exact():
 
 
 def test_underrun_pause_waits_for_the_buffer_again():
-    clock = FakeClock()
+    clock = ManualClock(50.0)
     sink = NullSink(SR, clock=clock.now, latency=0.0, buffer_ms=50, underrun="pause")
     sink.write(np.zeros((800, 1), np.float32))
     clock.t += 0.3
@@ -215,7 +196,7 @@ def test_device_sink_resamples_a_rate_the_device_refuses():
 
 
 def test_gate_holds_queued_audio_until_opened():
-    clock = FakeClock()
+    clock = ManualClock(50.0)
     sink = NullSink(SR, clock=clock.now, buffer_ms=10)
     sink.gate(True)  # e.g. the model's first frames are not ready yet
     sink.write(np.zeros((800, 1), np.float32))
@@ -228,7 +209,7 @@ def test_gate_holds_queued_audio_until_opened():
 
 
 def test_jittery_dac_times_are_smoothed_and_real_jumps_taken_whole():
-    clock = FakeClock()  # stands still: the callbacks below are driven by hand
+    clock = ManualClock(50.0)  # stands still: the callbacks below are driven by hand
     sink = NullSink(SR, clock=clock.now, buffer_ms=0, capacity_s=10.0, start_lead=0.0)
     sink.write(np.zeros((SR * 4, 1), np.float32))
     out = np.zeros((80, 1), np.float32)  # 10 ms buffers
@@ -245,7 +226,7 @@ def test_jittery_dac_times_are_smoothed_and_real_jumps_taken_whole():
 def test_a_start_is_announced_start_lead_ahead_counting_the_output_latency(latency, heard_after):
     """A device whose latency already exceeds start_lead starts at once; a faster one waits
     for the rest, in whole callbacks (10 ms here)."""
-    clock = FakeClock()
+    clock = ManualClock(50.0)
     sink = NullSink(SR, clock=clock.now, latency=latency, buffer_ms=0, start_lead=0.04)
     sink.write(np.zeros((800, 1), np.float32))
     sink.end()
@@ -257,7 +238,7 @@ def test_a_device_underflow_mid_stream_is_an_underrun_counted_once():
     """The device's own output_underflow flag (its callback came late) is a gap heard, like
     the ring running dry; both in one callback are one gap; before playback or after the end
     it is silence that nobody hears."""
-    clock = FakeClock()  # stands still: the callbacks below are driven by hand
+    clock = ManualClock(50.0)  # stands still: the callbacks below are driven by hand
     sink = NullSink(SR, clock=clock.now, buffer_ms=0, start_lead=0.0, underrun="pause")
     out = np.zeros((80, 1), np.float32)
     sink._consume(out, 1.0, underflow=True)  # nothing plays yet
