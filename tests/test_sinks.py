@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import CaptureSink, ManualClock
+from conftest import CaptureSink, ManualClock, needs_pulse
 
 from nsplayer.audio.devices import resolve_device
 from nsplayer.audio.resample import Resampler
@@ -130,22 +128,11 @@ def test_resampler_does_not_alias_like_linear_interpolation():
     assert 20 * np.log10(image / tone) < -60
 
 
-def _pulse_running() -> bool:
-    if shutil.which("pactl") is None:
-        return False
-    return subprocess.run(["pactl", "info"], capture_output=True).returncode == 0
-
-
 def wait_played(sink, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not sink.played():
         assert time.monotonic() < deadline, "the sink never played its samples out"
         time.sleep(0.005)
-
-
-needs_pulse = pytest.mark.skipif(
-    not _pulse_running(), reason="no PulseAudio server (CI starts a null sink)"
-)
 
 
 @needs_pulse
