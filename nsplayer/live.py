@@ -30,7 +30,15 @@ import numpy as np
 
 from nsplayer.audio import SILENT_S
 from nsplayer.audio.mic import Block, FileInput, MicInput
-from nsplayer.engine import Conductor, Look, Outcome, Performer, check_writable, write_json
+from nsplayer.engine import (
+    Conductor,
+    Look,
+    Outcome,
+    Performer,
+    check_writable,
+    fine_thread_switching,
+    write_json,
+)
 from nsplayer.errors import NsplayerError
 from nsplayer.reporting import Reporter
 from nsplayer.stopping import stop_on_signals
@@ -499,7 +507,7 @@ def _run(
     mic.start()
     listener.start()
     failure: BaseException | None = None
-    with stop_on_signals() as stop:  # a second Ctrl-C cannot cut the ease-out short
+    with stop_on_signals() as stop, fine_thread_switching():  # a 2nd Ctrl-C cannot cut it short
         try:
             conductor.run(lambda: stop.signum is not None or _over(listener, performer))
         except Exception as exc:  # the input or the model failed: still ease out

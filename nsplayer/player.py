@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import sys
 import threading
 import time
 from collections import deque
@@ -28,7 +27,15 @@ from nsplayer.audio import SILENT_S
 from nsplayer.audio.sinks import Sink, open_sink
 from nsplayer.audio.sources import AudioSource, to_mono
 from nsplayer.config import Options
-from nsplayer.engine import Conductor, Look, Outcome, Performer, check_writable, write_json
+from nsplayer.engine import (
+    Conductor,
+    Look,
+    Outcome,
+    Performer,
+    check_writable,
+    fine_thread_switching,
+    write_json,
+)
 from nsplayer.errors import NsplayerError
 from nsplayer.models.base import FaceModel
 from nsplayer.reporting import Reporter, clock
@@ -156,18 +163,6 @@ class _Track:
 
 
 @contextmanager
-def _fine_thread_switching() -> Iterator[None]:
-    """Let the main thread get the GIL back within 0.5 ms instead of 5 ms, so hand-overs to
-    the pacer stay well inside its lead."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
-
-
-@contextmanager
 def _conducting(options: Options, reporter: Reporter) -> Iterator[Conductor]:
     """The conductor and its pacer process, started first: the pacer is up by the time the
     input is open (stdin may take a while to give its header) and the model is loaded."""
@@ -247,7 +242,7 @@ def _drive(
         performer.speak(track)
         reporter.say(_announcement(source, sink, options))
         status = _Status(reporter, source, feed, performer, options)
-        with stop_on_signals() as stop, _fine_thread_switching():
+        with stop_on_signals() as stop, fine_thread_switching():
             feed.start()
             conductor.wait_ready()
             feed.ready("pacer")
@@ -511,7 +506,7 @@ def idle(
                 reporter.status(f"nsplayer: idle {elapsed} (Ctrl-C stops)")
             return stop.signum is not None or performer.sent >= limit
 
-        with stop_on_signals() as stop, _fine_thread_switching():
+        with stop_on_signals() as stop, fine_thread_switching():
             conductor.wait_ready()
             conductor.run(over)
         conductor.close()

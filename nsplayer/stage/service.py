@@ -24,10 +24,9 @@ import uvicorn
 
 from nsplayer.audio.mixer import Mixer
 from nsplayer.audio.sinks import NullSink, open_sink
-from nsplayer.engine import Conductor, Look, Performer, write_json
+from nsplayer.engine import Conductor, Look, Performer, fine_thread_switching, write_json
 from nsplayer.errors import NsplayerError
 from nsplayer.netaddr import bind_error, host_port, is_loopback, resolve
-from nsplayer.player import _fine_thread_switching as fine_thread_switching
 from nsplayer.stage.app import AppSettings, build_app
 from nsplayer.stage.cast import Cast, CastSettings
 from nsplayer.stage.protocol import MAX_MESSAGE_BYTES, ProtocolError, subject_name
