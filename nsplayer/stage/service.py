@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import socket
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -22,11 +19,12 @@ from pathlib import Path
 
 import uvicorn
 
+from nsplayer.asgi import BACKLOG, StoppableUvicorn, bind_tcp, in_background
 from nsplayer.audio.mixer import Mixer
 from nsplayer.audio.sinks import NullSink, open_sink
 from nsplayer.engine import Conductor, Look, Performer, fine_thread_switching, write_json
 from nsplayer.errors import NsplayerError
-from nsplayer.netaddr import bind_error, host_port, is_loopback, resolve
+from nsplayer.netaddr import host_port, is_loopback
 from nsplayer.stage.app import AppSettings, build_app
 from nsplayer.stage.cast import Cast, CastSettings
 from nsplayer.stage.protocol import MAX_MESSAGE_BYTES, ProtocolError, subject_name
@@ -36,7 +34,6 @@ AUDIO_ROUTES = ("local", "none")
 LOCAL_RATE = 48000  # the mixed output: what sound cards take without converting
 TIMELINE_RATE = 24000  # --audio none: nothing is heard, the common TTS rate avoids resampling
 WS_MAX_BYTES = 4 * MAX_MESSAGE_BYTES  # bigger frames close the connection; smaller: an error
-BACKLOG = 128
 JOIN_TIMEOUT_S = 5.0
 
 
@@ -130,33 +127,17 @@ class Stage:
         self.conductor.ease_out()
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn whose signals only set a flag (see the module docstring)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.stop = Stop()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with stop_on_signals() as self.stop:
-            yield
-
-    async def on_tick(self, counter: int) -> bool:
-        return self.stop.signum is not None or await super().on_tick(counter)
-
-
 class Service:
     """A bound service; ``run()`` serves in the calling thread until a signal or ``stop()``."""
 
-    def __init__(self, settings: StageSettings) -> None:
+    def __init__(self, settings: StageSettings, stop: Stop | None = None) -> None:
         if not is_loopback(settings.host) and not settings.app.token:
             raise NsplayerError(
                 f"--host {settings.host} lets other machines drive the faces: give a --token "
                 "(or NSPLAYER_TOKEN) that clients send as 'Authorization: Bearer ...'"
             )
         self.settings = settings
-        self.socket = _bind(settings.host, settings.port)
+        self.socket = bind_tcp(settings.host, settings.port)
         try:
             self.stage = Stage(settings)
         except BaseException:
@@ -175,7 +156,7 @@ class Service:
             backlog=BACKLOG,
             timeout_graceful_shutdown=2,
         )
-        self._uvicorn = _Uvicorn(config)
+        self._uvicorn = StoppableUvicorn(config, stop)
 
     @property
     def port(self) -> int:
@@ -208,46 +189,24 @@ def _cast_subject(cast: Cast, name: str) -> None:
         raise NsplayerError(f"--subject: {exc}") from None
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, addr = resolve(host, port, socket.SOCK_STREAM)
-    sock = socket.socket(family, kind, proto)
-    try:
-        if sys.platform != "win32":  # on Windows it would let a second server take the port
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        raise bind_error(exc, "TCP", host, port) from None
-    sock.setblocking(False)
-    return sock
-
-
 @contextlib.contextmanager
 def running(settings: StageSettings) -> Iterator[Service]:
     """The service in a background thread for the duration (tests, benchmarks, embedding)."""
-    service = Service(settings)
-    thread = threading.Thread(target=service.run, name="nsplayer-stage", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not service.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
+    with in_background(Service(settings)) as service:
         yield service
-    finally:
-        service.stop()
-        thread.join(timeout=10)
 
 
 def run_stage(settings: StageSettings, announce: Callable[[str], None]) -> int:
-    """Serve until Ctrl-C/SIGTERM; the exit code (130/143 after a signal)."""
-    service = Service(settings)
-    where = host_port(settings.host, service.port)
-    names = ", ".join(settings.subjects) or "created on first use"
-    announce(
-        f"nsplayer: stage on ws://{where}/v1/stream and http://{where}/v1 -> "
-        f"{', '.join(settings.targets)} (subjects: {names}; audio: {settings.audio}; "
-        "Ctrl-C stops)"
-    )
-    signum = service.run()
+    """Serve until Ctrl-C/SIGTERM; the exit code (130/143 after a signal). The signals only
+    set a flag from before the "serving" line on, so the faces always ease out."""
+    with stop_on_signals() as stop:
+        service = Service(settings, stop)
+        where = host_port(settings.host, service.port)
+        names = ", ".join(settings.subjects) or "created on first use"
+        announce(
+            f"nsplayer: stage on ws://{where}/v1/stream and http://{where}/v1 -> "
+            f"{', '.join(settings.targets)} (subjects: {names}; audio: {settings.audio}; "
+            "Ctrl-C stops)"
+        )
+        signum = service.run()
     return 0 if signum is None else 128 + signum
