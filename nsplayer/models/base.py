@@ -66,3 +66,13 @@ def to_length(rows: np.ndarray, extra: int) -> np.ndarray:
     if extra < 0 and len(rows):
         return np.concatenate([rows, np.repeat(rows[-1:], -extra, axis=0)])
     return rows
+
+
+def fit_width(rows: np.ndarray, width: int | None) -> np.ndarray:
+    """Rows of 61 or 68 values as the first answer's ``width`` (61-value rows: Neutral)."""
+    rows = np.asarray(rows, np.float32)
+    if width == N_SHAPES:
+        return rows[:, :N_SHAPES]
+    if width == N_WITH_EMOTIONS and rows.shape[1] == N_SHAPES:
+        return with_neutral_emotions(rows)
+    return rows

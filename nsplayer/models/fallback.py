@@ -20,11 +20,10 @@ import numpy as np
 from nsplayer.errors import NsplayerError
 from nsplayer.models.base import (
     N_SHAPES,
-    N_WITH_EMOTIONS,
     FaceModel,
     RemoteModel,
+    fit_width,
     to_length,
-    with_neutral_emotions,
 )
 
 
@@ -137,12 +136,7 @@ class FallbackModel:
         return np.zeros((n, self._width or N_SHAPES), np.float32)
 
     def _fit(self, rows: np.ndarray) -> np.ndarray:
-        """The width the first answer established (the embedded model's rows: neutral)."""
-        if self._width == N_SHAPES:
-            return rows[:, :N_SHAPES]
-        if self._width == N_WITH_EMOTIONS and rows.shape[1] == N_SHAPES:
-            return with_neutral_emotions(rows)
-        return rows
+        return fit_width(rows, self._width)
 
     def _exact(self, rows: np.ndarray, total: int) -> np.ndarray:
         """Pad (repeat the last) or cut so that exactly ``total`` frames came out in all."""

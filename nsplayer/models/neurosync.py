@@ -39,8 +39,8 @@ from nsplayer.models.base import (
     N_WITH_EMOTIONS,
     ON_MODEL_ERROR,
     FaceModel,
+    fit_width,
     to_length,
-    with_neutral_emotions,
 )
 from nsplayer.netaddr import is_loopback
 
@@ -508,13 +508,7 @@ class NeuroSyncModel(FaceModel):
             self._kept_from += drop
 
     def _fit(self, rows: np.ndarray) -> np.ndarray:
-        """Give rows the width the first answer established (embedded rows: neutral)."""
-        rows = np.asarray(rows, np.float32)
-        if self._width == N_SHAPES:
-            return rows[:, :N_SHAPES]
-        if self._width == N_WITH_EMOTIONS and rows.shape[1] == N_SHAPES:
-            return with_neutral_emotions(rows)
-        return rows
+        return fit_width(rows, self._width)
 
     def _exact(self, rows: np.ndarray, total: int) -> np.ndarray:
         """Pad (repeat last) or cut so that exactly ``total`` 60 fps frames came out."""
