@@ -24,11 +24,12 @@ if os.environ.get("CI"):
 
 class Capture:
     """Receives Live Link packets on a loopback port in a thread until stopped (a thread,
-    so a burst of packets never overflows the socket buffer)."""
+    so a burst of packets never overflows the socket buffer); keeps each with its arrival
+    time (time.monotonic)."""
 
     def __init__(self) -> None:
         self.receiver = LiveLinkReceiver(port=0, timeout=0.1)
-        self.frames: list = []
+        self.got: list[tuple[float, object]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -37,17 +38,29 @@ class Capture:
     def target(self) -> str:
         return f"127.0.0.1:{self.receiver.port}"
 
+    @property
+    def frames(self) -> list:
+        return [frame for _, frame in list(self.got)]
+
+    def of(self, subject: str, since: float = 0.0, until: float = float("inf")) -> list:
+        """The frames of ``subject`` that arrived in [since, until)."""
+        return [f for t, f in list(self.got) if f.subject == subject and since <= t < until]
+
     def _run(self) -> None:
         while not self._stop.is_set():
             got = self.receiver.receive(0.1)
             if got is not None:
-                self.frames.append(got[0])
+                self.got.append((time.monotonic(), got[0]))
 
-    def stop(self) -> list:
-        time.sleep(0.2)
+    def close(self) -> None:
         self._stop.set()
         self._thread.join()
         self.receiver.close()
+
+    def stop(self) -> list:
+        """Wait for the last packets, stop, and return every frame."""
+        time.sleep(0.2)
+        self.close()
         return self.frames
 
 

@@ -9,7 +9,6 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,11 +16,10 @@ import numpy as np
 import pytest
 import requests
 import soundfile as sf
-from conftest import needs_pulse
+from conftest import Capture, needs_pulse
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from livelink import LiveLinkReceiver
 from livelink.names import INDEX
 from nsplayer.errors import NsplayerError
 from nsplayer.stage.app import AppSettings
@@ -38,35 +36,6 @@ def speech() -> tuple[np.ndarray, int]:
     """1.5 s of speech as int16 (most of it voiced)."""
     pcm, rate = sf.read(SPEECH, dtype="int16")
     return pcm[int(0.2 * rate) : int(1.7 * rate)], rate
-
-
-class Frames:
-    """Every packet a loopback receiver gets, with its arrival time (time.monotonic)."""
-
-    def __init__(self) -> None:
-        self.receiver = LiveLinkReceiver(port=0, timeout=0.1)
-        self.got: list[tuple[float, object]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.receiver.port}"
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            got = self.receiver.receive(0.1)
-            if got is not None:
-                self.got.append((time.monotonic(), got[0]))
-
-    def of(self, subject: str, since: float = 0.0, until: float = float("inf")) -> list:
-        return [f for t, f in list(self.got) if f.subject == subject and since <= t < until]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.receiver.close()
 
 
 class Client:
@@ -117,12 +86,12 @@ class Client:
 
 @pytest.fixture
 def frames():
-    got = Frames()
+    got = Capture()
     yield got
     got.close()
 
 
-def settings(frames: Frames, **kwargs) -> StageSettings:
+def settings(frames: Capture, **kwargs) -> StageSettings:
     defaults = {"port": 0, "subjects": ("anna", "bob"), "targets": (frames.target,)}
     return StageSettings(**{**defaults, "audio": "none", **kwargs})
 
