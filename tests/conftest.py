@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 
@@ -106,6 +107,20 @@ class CaptureSink(NullSink):
         """The sample heard at time t."""
         k = int(np.searchsorted(self.heard, t, side="right")) - 1
         return float(self.played[k][round((t - self.heard[k]) * self.sample_rate)])
+
+
+def start_listen(*args: str) -> tuple[subprocess.Popen, int]:
+    """`nsplayer listen` on a free loopback port; the process and the port it announced."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsplayer", "listen", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    line = proc.stderr.readline()
+    assert "listening on UDP 127.0.0.1:" in line, line
+    return proc, int(line.split("127.0.0.1:")[1].split()[0])
 
 
 def pulse_running() -> bool:

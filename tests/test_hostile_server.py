@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import uvicorn
+from conftest import start_listen
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -503,19 +504,6 @@ def test_5xx_says_what_failed() -> None:
 # --- listen ------------------------------------------------------------------------------------
 
 
-def listen_cli(*args: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nsplayer.cli", "listen", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-    )
-    line = proc.stderr.readline()
-    assert "listening on UDP 127.0.0.1:" in line, line
-    return proc, int(line.split("127.0.0.1:")[1].split()[0])
-
-
 def test_subjects_are_capped_whatever_the_flood() -> None:
     from livelink import FaceFrame
 
@@ -528,7 +516,7 @@ def test_subjects_are_capped_whatever_the_flood() -> None:
 
 
 def test_a_flood_of_names_over_the_wire_keeps_the_output_bounded() -> None:
-    proc, port = listen_cli("--timeout", "2")
+    proc, port = start_listen("--timeout", "2")
     values = np.zeros(61, np.float32)
     for i in range(3000):
         with LiveLinkSender([f"127.0.0.1:{port}"], subject=f"flood-{i}-{'x' * 30}") as sender:
@@ -546,7 +534,7 @@ def test_a_flood_of_names_over_the_wire_keeps_the_output_bounded() -> None:
 def test_names_from_the_network_reach_the_terminal_escaped() -> None:
     evil = "\x1b]0;pwned\x07\x1b[2J\u202eevil"
     assert printable(evil) == "\\x1b]0;pwned\\x07\\x1b[2J\\u202eevil"
-    proc, port = listen_cli("--count", "3", "--timeout", "20")
+    proc, port = start_listen("--count", "3", "--timeout", "20")
     with LiveLinkSender([f"127.0.0.1:{port}"], subject=evil, device_id="\x1b[31mred") as sender:
         for i in range(3):
             sender.send(np.zeros(61, np.float32), FrameTime(i))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from conftest import start_listen
 
 from livelink import FrameTime, LiveLinkReceiver, LiveLinkSender, device_id_for
 from nsplayer.listen import Subjects, SubjectStats, meter_lines, status_line
@@ -18,22 +19,8 @@ from nsplayer.listen import Subjects, SubjectStats, meter_lines, status_line
 CLI = [sys.executable, "-m", "nsplayer.cli", "listen"]
 
 
-def _start(*args: str) -> tuple[subprocess.Popen, int]:
-    """Start listen on a free port; return the process and the port it announced."""
-    proc = subprocess.Popen(
-        [*CLI, "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-    )
-    line = proc.stderr.readline()
-    assert "listening on UDP 127.0.0.1:" in line, line
-    return proc, int(line.split("127.0.0.1:")[1].split()[0])
-
-
 def test_json_count_decodes_what_the_sender_sends() -> None:
-    proc, port = _start("--json", "--count", "5", "--timeout", "20")
+    proc, port = start_listen("--json", "--count", "5", "--timeout", "20")
     sent = [np.linspace(0, 1, 61, dtype=np.float32) * i / 5 for i in range(5)]
     with LiveLinkSender([f"127.0.0.1:{port}"], subject="talker") as sender:
         for i, values in enumerate(sent):
@@ -51,7 +38,7 @@ def test_json_count_decodes_what_the_sender_sends() -> None:
 
 
 def test_timeout_without_packets_says_nothing_arrived_and_exits_one() -> None:
-    proc, port = _start("--timeout", "0.3")
+    proc, port = start_listen("--timeout", "0.3")
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 1
     assert "no packets yet" in out
@@ -64,7 +51,7 @@ def test_timeout_without_packets_says_nothing_arrived_and_exits_one() -> None:
 @pytest.mark.skipif(os.name == "nt", reason="signals to a child need POSIX")
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signals_print_a_summary_and_exit_128_plus_the_signal(sig: int, code: int) -> None:
-    proc, _ = _start()
+    proc, _ = start_listen()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == code, err
@@ -89,7 +76,7 @@ def _finish_after_close(proc: subprocess.Popen, poke: Callable[[], None]) -> str
 
 def test_json_reader_gone_exits_zero_without_a_word() -> None:
     """`nsplayer listen --json | head -1`: status 0, no traceback, no summary (like `yes`)."""
-    proc, port = _start("--json", "--timeout", "20")
+    proc, port = start_listen("--json", "--timeout", "20")
     values = np.zeros(61, np.float32)
     with LiveLinkSender([f"127.0.0.1:{port}"], subject="talker") as sender:
         for frame in range(3):
@@ -102,7 +89,7 @@ def test_json_reader_gone_exits_zero_without_a_word() -> None:
 
 def test_meter_reader_gone_exits_zero_without_a_word() -> None:
     """`nsplayer listen | head -1`: the plain meter's next line finds the pipe closed."""
-    proc, _ = _start("--timeout", "20")
+    proc, _ = start_listen("--timeout", "20")
     assert "no packets yet" in proc.stdout.readline()
     err = _finish_after_close(proc, lambda: None)  # the next status line comes within 1 s
     assert proc.returncode == 0, err
