@@ -34,6 +34,7 @@ def check(mode: str, w: dict[str, np.ndarray]) -> float:
     ckpt = torch.load(CACHE / f"{mode}.pt", weights_only=False)
     net = Net(len(ckpt["mean"]))
     net.load_state_dict({k: torch.from_numpy(v) for k, v in ckpt["state"].items()})
+    net.eval()  # no dropout
     x = np.random.default_rng(0).normal(-30, 15, (300, len(ckpt["mean"]))).astype(np.float32)
     with torch.no_grad():
         ref = torch.softmax(net(torch.from_numpy((x - ckpt["mean"]) / ckpt["std"])[None])[0], 1)
