@@ -38,8 +38,8 @@ from livelink.frametime import DAY_S
 from livelink.names import N_VALUES
 from nsplayer.animation import Animator, Gains, IdleSettings
 from nsplayer.errors import NsplayerError
+from nsplayer.outlet import Handed, InlineOutlet, ProcessOutlet
 from nsplayer.scheduler import REFRESH_S, FrameScheduler, Slot
-from nsplayer.sending import Handed, InlinePacer, ProcessPacer
 
 EASE_OUT_S = 0.2  # longest ease back to idle after speech or a stop
 AT_REST = 0.01  # speech weight below which the face counts as back at idle
@@ -280,11 +280,11 @@ class Conductor:
         self._wake = threading.Event()
         self._sleep = sleep or self._nap
         if process:
-            self.pacer: ProcessPacer | InlinePacer = ProcessPacer(
+            self.outlet: ProcessOutlet | InlineOutlet = ProcessOutlet(
                 self.sender, fps, clock, detailed=detailed
             )
         else:
-            self.pacer = InlinePacer(self.sender, clock, fps, self._sleep, detailed=detailed)
+            self.outlet = InlineOutlet(self.sender, clock, fps, self._sleep, detailed=detailed)
         self._started = (time.monotonic(), time.process_time())  # for the CPU figure
         self._closed = False
 
@@ -302,7 +302,7 @@ class Conductor:
         except ValueError as exc:
             raise NsplayerError(f"{exc} — use a shorter --subject") from None
         check_writable(save_csv, "--save-csv")
-        scheduler = FrameScheduler(self.clock, self.fps, self.av_offset_ms, self.pacer.lead)
+        scheduler = FrameScheduler(self.clock, self.fps, self.av_offset_ms, self.outlet.lead)
         recording = None if save_csv is None else Recording(save_csv)
         performer = Performer(
             subject, len(self.performers), self.fps, scheduler, Look() if look is None else look,
@@ -313,15 +313,15 @@ class Conductor:
 
     def use_clock(self, clock: Callable[[], float]) -> None:
         """Time everything on ``clock`` from now on (a sink opened after the conductor)."""
-        self.clock = self.pacer.clock = clock
+        self.clock = self.outlet.clock = clock
         for performer in self.performers:
             performer.scheduler.clock = clock
 
     def wait_ready(self) -> None:
         """Wait until the pacer process is up (or known not to start)."""
-        self.pacer.wait_ready()
+        self.outlet.wait_ready()
         for performer in self.performers:  # the lead is known only now
-            performer.scheduler.lead = self.pacer.lead
+            performer.scheduler.lead = self.outlet.lead
 
     def wake(self) -> None:
         """New speech frames may be due now: replan idle ticks instead of waiting them out."""
@@ -338,7 +338,7 @@ class Conductor:
         taken once, here."""
         planned = [(p, p.slot or p.plan()) for p in list(self.performers)]
         performer, slot = min(planned, key=lambda planned: planned[1].at)
-        lead = self.pacer.lead
+        lead = self.outlet.lead
         while not self._wait(slot.at - lead - REFRESH_S):  # woken: new speech frames
             if slot.index is None:
                 self._replan_idle()
@@ -349,12 +349,12 @@ class Conductor:
                 self._replan_idle()
                 return
         self._send(performer, slot)
-        if self.pacer.refused - self._told:
+        if self.outlet.refused - self._told:
             self._tell_refused()
 
     def _tell_refused(self) -> None:
         """Once per target: UE is not listening there yet; sending goes on regardless."""
-        for k in sorted(self.pacer.refused - self._told):
+        for k in sorted(self.outlet.refused - self._told):
             self._told.add(k)
             self._report(
                 f"nsplayer: nothing is listening on {self.sender.targets[k]} — is the Apple "
@@ -369,7 +369,7 @@ class Conductor:
         packet = self.sender.packet(values, frame_time, performer.subject)
         audio_time = 0.0 if slot.index is None else slot.index / self.fps
         handed = Handed(performer.stream, slot.index, audio_time, slot.due, frame_time.frame)
-        self.pacer.send(packet, handed)
+        self.outlet.send(packet, handed)
         performer.scheduler.handed(slot)
         performer.slot = None
         performer.sent += 1
@@ -413,26 +413,26 @@ class Conductor:
         if self._closed:
             return
         self._closed = True
-        self.pacer.close()
+        self.outlet.close()
         self.sender.close()
 
     def outcome(self, performer: Performer, stopped_by: int | None = None) -> Outcome:
         """What ``performer`` sent (after ``close``)."""
-        stats = self.pacer.stats(performer.stream)
-        dropped = performer.scheduler.skipped + len(self.pacer.lost(performer.stream))
+        stats = self.outlet.stats(performer.stream)
+        dropped = performer.scheduler.skipped + len(self.outlet.lost(performer.stream))
         return Outcome(stats.frames_sent, stats.speech_frames, dropped, stopped_by)
 
     def stats_report(self, performer: Performer) -> dict[str, object]:
         """The ``--stats`` JSON of one performer (after ``close``)."""
-        stats = self.pacer.stats(performer.stream)
+        stats = self.outlet.stats(performer.stream)
         wall = time.monotonic() - self._started[0]
-        cpu = time.process_time() - self._started[1] + self.pacer.cpu_seconds
+        cpu = time.process_time() - self._started[1] + self.outlet.cpu_seconds
         return {
             "subject": performer.subject,
             "fps": self.fps,
             "av_offset_ms": self.av_offset_ms,
             "dropped": self.outcome(performer).dropped,
-            "pacer": self.pacer.mode,
+            "pacer": self.outlet.mode,
             "cpu_percent": round(100.0 * cpu / wall, 2) if wall > 0 else None,
             "summary": stats.summary(),
             "frames": stats.frames(),
@@ -441,11 +441,11 @@ class Conductor:
     def save(self, performer: Performer) -> None:
         """Write ``performer``'s recording (after ``close``), if it has one."""
         if performer.recording is not None:
-            performer.recording.write(self.pacer.lost(performer.stream), self.fps)
+            performer.recording.write(self.outlet.lost(performer.stream), self.fps)
 
     def refused(self) -> list[str]:
         """Targets that refused packets (ICMP port unreachable: nothing listens there)."""
-        return [self.sender.targets[k] for k in sorted(self.pacer.refused)]
+        return [self.sender.targets[k] for k in sorted(self.outlet.refused)]
 
 
 @contextmanager

@@ -38,8 +38,8 @@ from nsplayer.engine import (
 )
 from nsplayer.errors import NsplayerError
 from nsplayer.models.base import FaceModel
+from nsplayer.outlet import PROCESS_LEAD_S
 from nsplayer.reporting import Reporter, clock
-from nsplayer.sending import PROCESS_LEAD_S
 from nsplayer.stopping import Stop, stop_on_signals
 from nsplayer.takes import load_rows
 

@@ -87,7 +87,7 @@ def speak(conductor: Conductor, performer: Performer, track: SinkTrack) -> None:
 
 def sent(conductor: Conductor, performer: Performer):
     """(speech index or -1, due, sent) arrays of what the performer sent."""
-    stats = conductor.pacer.stats(performer.stream)
+    stats = conductor.outlet.stats(performer.stream)
     return np.asarray(stats.index), np.asarray(stats.due), np.asarray(stats.sent)
 
 
@@ -138,7 +138,7 @@ def test_stall_drops_late_frames_without_a_burst(make, capture):
     assert np.diff(when).min() >= 0.5 * P - 1e-4  # no burst after the stall
     assert np.abs(when[-30:] - due[-30:]).max() < 1e-4  # back on the audio clock
     frames = [frame.time.frame for frame in capture.stop()]
-    assert len(frames) == anna.sent - len(conductor.pacer.lost(anna.stream)) == len(when)
+    assert len(frames) == anna.sent - len(conductor.outlet.lost(anna.stream)) == len(when)
     assert np.all(np.diff(frames) == 1)  # the timecode stays consecutive across the drops
 
 

@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from livelink import FrameTime, LiveLinkReceiver, LiveLinkSender
+from nsplayer.outlet import Handed, InlineOutlet, ProcessOutlet
 from nsplayer.pacer import release_time
-from nsplayer.sending import Handed, InlinePacer, ProcessPacer
 
 FPS = 60
 P = 1.0 / FPS
@@ -47,7 +47,7 @@ def received(rx: LiveLinkReceiver) -> list:
 
 def test_process_pacer_sends_every_packet_in_order_never_early(link):
     rx, tx = link
-    pacer = ProcessPacer(tx, FPS)
+    pacer = ProcessOutlet(tx, FPS)
     pacer.wait_ready()
     start = time.monotonic() + 0.1
     for i in range(30):
@@ -64,7 +64,7 @@ def test_process_pacer_sends_every_packet_in_order_never_early(link):
 
 def test_a_packet_more_than_a_period_late_is_dropped_and_the_timecode_stays_consecutive(link):
     rx, tx = link
-    pacer = ProcessPacer(tx, FPS)
+    pacer = ProcessOutlet(tx, FPS)
     pacer.wait_ready()
     now = time.monotonic()
     pacer.send(packet(tx, 10, 0.1), Handed(0, 0, 0.0, now + 0.05, 0))
@@ -83,7 +83,7 @@ def test_sink_clock_times_are_converted_both_ways(link):
     on that clock."""
     rx, tx = link
     shift = 12345.0
-    pacer = ProcessPacer(tx, FPS, lambda: time.monotonic() + shift)
+    pacer = ProcessOutlet(tx, FPS, lambda: time.monotonic() + shift)
     pacer.wait_ready()
     due = time.monotonic() + shift + 0.05
     pacer.send(packet(tx, 1), Handed(0, 0, 0.0, due, 0))
@@ -94,7 +94,7 @@ def test_sink_clock_times_are_converted_both_ways(link):
 
 def test_a_dead_pacer_process_falls_back_to_sending_from_this_thread(link):
     rx, tx = link
-    pacer = ProcessPacer(tx, FPS)
+    pacer = ProcessOutlet(tx, FPS)
     pacer.wait_ready()
     pacer.send(packet(tx, 1), Handed(0, 0, 0.0, time.monotonic() + 0.02, 0))
     time.sleep(0.1)
@@ -117,7 +117,7 @@ def _realtime_allowed() -> bool:
 
 def test_the_pacer_process_runs_real_time_where_allowed_and_says_which(link):
     rx, tx = link
-    pacer = ProcessPacer(tx, FPS)
+    pacer = ProcessOutlet(tx, FPS)
     pacer.wait_ready()
     allowed = _realtime_allowed()
     assert pacer.mode == ("process (real-time)" if allowed else "process")
@@ -134,7 +134,7 @@ def test_a_pacer_that_cannot_start_means_inline_sending(link, monkeypatch, inter
     """No interpreter to run, or one that exits at once: sending goes on from this thread."""
     rx, tx = link
     monkeypatch.setattr(sys, "executable", interpreter)
-    pacer = ProcessPacer(tx, FPS)
+    pacer = ProcessOutlet(tx, FPS)
     pacer.wait_ready()
     assert pacer.lead == 0.0 and pacer.mode == "inline"
     pacer.send(packet(tx, 7), Handed(0, None, 0.0, time.monotonic() + 0.01, 0))
@@ -144,7 +144,7 @@ def test_a_pacer_that_cannot_start_means_inline_sending(link, monkeypatch, inter
 
 def test_inline_pacer_drops_late_packets_and_renumbers(link):
     rx, tx = link
-    pacer = InlinePacer(tx, time.monotonic, FPS)
+    pacer = InlineOutlet(tx, time.monotonic, FPS)
     now = time.monotonic()
     pacer.send(packet(tx, 100), Handed(0, 0, 0.0, now - 0.5, 0))  # late: dropped
     pacer.send(packet(tx, 101), Handed(0, 1, P, now + 0.01, 0))
@@ -170,7 +170,7 @@ def test_streams_keep_their_own_spacing_and_frame_numbers(link):
     """Two subjects due at the same moments both go out on time; a drop in one stream
     renumbers only that stream."""
     rx, tx = link
-    pacer = ProcessPacer(tx, FPS)
+    pacer = ProcessOutlet(tx, FPS)
     pacer.wait_ready()
     start = time.monotonic() + 0.05
     for i in range(6):

@@ -1,11 +1,13 @@
-"""Hand packets to whoever sends them on time: the pacer process, or this thread.
+"""The packets' way out: handed to the pacer process, or sent from this thread.
 
-The conductor decides what is due when, on its clock; a pacer sends it. The process
-pacer (``nsplayer/pacer.py``) gets each packet ``lead`` seconds early, so the player's
-threads may run late by that much without the face being late. Its times are on
-time.monotonic(), converted from the conductor's clock at each hand-over. The inline
-pacer waits in the calling thread; it serves deterministic tests on a fake clock and is
-the fallback when no pacer process can run (it stops, or cannot start).
+The conductor decides what is due when, on its clock; the pacer (``nsplayer/pacer.py``:
+its ``Pacer`` keeps the rules of when a packet may leave) sends it. ``ProcessOutlet``
+hands each packet to the pacer process ``lead`` seconds early, so the player's threads
+may run late by that much without the face being late; the times it gets back are on
+time.monotonic(), converted from the conductor's clock at each hand-over.
+``InlineOutlet`` runs a ``Pacer`` in the calling thread; it serves deterministic tests on
+a fake clock and is the fallback when no pacer process can run (it stops, or cannot
+start).
 
 Every packet belongs to a stream (one subject): spacing, drops and frame renumbering are
 per stream, and so are the statistics.
@@ -128,7 +130,7 @@ class _Streams:
         return self._lost.setdefault(stream, [])
 
 
-class InlinePacer(_Streams):
+class InlineOutlet(_Streams):
     """Sends from the calling thread, waiting on the conductor's clock (``sleep`` injectable)."""
 
     lead = 0.0
@@ -178,8 +180,8 @@ class InlinePacer(_Streams):
         """Nothing to close: the sender belongs to the caller."""
 
 
-class ProcessPacer(_Streams):
-    """Sends through a pacer process; falls back to an InlinePacer if it cannot.
+class ProcessOutlet(_Streams):
+    """Sends through a pacer process; falls back to an InlineOutlet if it cannot.
 
     The pacer's results are taken in as they come back (a reader thread), so what is kept
     per packet is bounded by what is in flight, plus the statistics asked for.
@@ -203,7 +205,7 @@ class ProcessPacer(_Streams):
         self._ready = threading.Event()  # set once the process said it is ready, or failed
         self._started = False
         self._realtime = False
-        self._inline: InlinePacer | None = None
+        self._inline: InlineOutlet | None = None
         self.cpu_seconds = 0.0
         self._closed = False
         try:
@@ -339,6 +341,8 @@ class ProcessPacer(_Streams):
 
     def _fall_back(self) -> None:
         if self._inline is None:
-            self._inline = InlinePacer(self._sender, self.clock, self._fps, detailed=self._detailed)
+            self._inline = InlineOutlet(
+                self._sender, self.clock, self._fps, detailed=self._detailed
+            )
             if self._proc is not None:
                 self._proc.kill()
