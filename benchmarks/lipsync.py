@@ -1,6 +1,6 @@
 """Lipsync accuracy of the embedded models (DSP and learned) against exact phone timings.
 
-Ground truth, per source: libespeak-ng (``espeak_events``) speaks ``SENTENCES`` with several
+Ground truth, per source: libespeak-ng (``nsplayer.espeak``) speaks ``SENTENCES`` with several
 voices and speeds and reports when each phoneme starts; flite speaks the same sentences
 with its voices and ``-psdur`` gives each segment's end. Every utterance gets 0.5 s of
 silence before and after; every third espeak-ng one also gets steady pink noise 40 dB below
@@ -46,7 +46,6 @@ import argparse
 import hashlib
 import json
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -55,10 +54,7 @@ import numpy as np
 import soundfile as sf
 
 from livelink import names as N
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import espeak_events
-
+from nsplayer import espeak
 from nsplayer.models import create_model
 
 FPS = 60
@@ -158,7 +154,7 @@ def utterance(idx: int) -> tuple[np.ndarray, int, list[tuple[str, float, float]]
     if wav.exists() and meta.exists():
         audio, sr = sf.read(wav, dtype="float32")
         return audio, sr, [tuple(p) for p in json.loads(meta.read_text())]
-    u = espeak_events.synthesize(text, voice, rate)
+    u = espeak.synthesize(text, voice, rate)
     pad = np.zeros(round(PAD_S * u.sample_rate), np.float32)
     audio = np.concatenate([pad, u.audio, pad])
     if idx % 3 == 0:

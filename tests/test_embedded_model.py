@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,14 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from livelink import names as N
+from nsplayer import espeak
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
 from nsplayer.models.embedded import EmbeddedModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import espeak_events
-
-needs_espeak = pytest.mark.skipif(not espeak_events.available(), reason="no libespeak-ng")
+needs_espeak = pytest.mark.skipif(not espeak.available(), reason="no libespeak-ng")
 MOUTH = slice(N.JAW_OPEN, N.MOUTH_UPPER_UP_RIGHT + 1)
 
 
@@ -31,25 +27,25 @@ def run(audio: np.ndarray, sr: int, chunk: int = 1024, causal: bool = False) -> 
     return np.concatenate([*rows, model.flush()])
 
 
-def padded(text: str, voice: str = "en-us", rate: int = 150) -> espeak_events.Utterance:
-    u = espeak_events.synthesize(text, voice, rate)
+def padded(text: str, voice: str = "en-us", rate: int = 150) -> espeak.Utterance:
+    u = espeak.synthesize(text, voice, rate)
     pad = np.zeros(u.sample_rate // 2, np.float32)
-    phones = tuple(espeak_events.Phoneme(p.name, p.start + 0.5) for p in u.phonemes)
-    return espeak_events.Utterance(np.concatenate([pad, u.audio, pad]), u.sample_rate, phones)
+    phones = tuple(espeak.Phoneme(p.name, p.start + 0.5) for p in u.phonemes)
+    return espeak.Utterance(np.concatenate([pad, u.audio, pad]), u.sample_rate, phones)
 
 
 def at(rows: np.ndarray, t: float) -> np.ndarray:
     return rows[min(len(rows) - 1, round(t * 60))]
 
 
-def mid_times(u: espeak_events.Utterance, name: str) -> list[float]:
+def mid_times(u: espeak.Utterance, name: str) -> list[float]:
     ph = u.phonemes
     return [(p.start + q.start) / 2 for p, q in itertools.pairwise(ph) if p.name == name]
 
 
 @pytest.fixture(scope="module")
-def sentence() -> espeak_events.Utterance:
-    if not espeak_events.available():
+def sentence() -> espeak.Utterance:
+    if not espeak.available():
         pytest.skip("no libespeak-ng")
     return padded("Please move the blue boat, and feed five sheep by the pool.")
 
@@ -90,7 +86,7 @@ def test_lips_close_between_vowels() -> None:
 
 
 @needs_espeak
-def test_labiodental_and_silence_in_a_sentence(sentence: espeak_events.Utterance) -> None:
+def test_labiodental_and_silence_in_a_sentence(sentence: espeak.Utterance) -> None:
     rows = run(sentence.audio, sentence.sample_rate)
     for t in mid_times(sentence, "f"):
         assert at(rows, t)[N.MOUTH_ROLL_LOWER] > 0.15
@@ -100,7 +96,7 @@ def test_labiodental_and_silence_in_a_sentence(sentence: espeak_events.Utterance
 
 @needs_espeak
 @pytest.mark.parametrize("causal", [True, False])
-def test_chunk_size_does_not_change_output(sentence: espeak_events.Utterance, causal) -> None:
+def test_chunk_size_does_not_change_output(sentence: espeak.Utterance, causal) -> None:
     ref = run(sentence.audio, sentence.sample_rate, chunk=len(sentence.audio), causal=causal)
     for chunk in (1, 97, 4096):
         audio = sentence.audio if chunk > 1 else sentence.audio[: sentence.sample_rate // 2]
@@ -112,7 +108,7 @@ def test_chunk_size_does_not_change_output(sentence: espeak_events.Utterance, ca
 
 
 @needs_espeak
-def test_causal_latency_is_declared_and_small(sentence: espeak_events.Utterance) -> None:
+def test_causal_latency_is_declared_and_small(sentence: espeak.Utterance) -> None:
     model = EmbeddedModel(sentence.sample_rate, 60, causal=True)
     assert model.lookahead_s <= 0.030
     need = round((10 / 60 + model.lookahead_s) * sentence.sample_rate) + 1
@@ -126,7 +122,7 @@ def resample(x: np.ndarray, sr: int, new: int) -> np.ndarray:
 
 @needs_espeak
 @pytest.mark.parametrize("case", ["8k", "48k", "clipped", "dc", "quiet", "noise", "stereo-ish"])
-def test_robust_inputs(sentence: espeak_events.Utterance, case: str) -> None:
+def test_robust_inputs(sentence: espeak.Utterance, case: str) -> None:
     x, sr = sentence.audio, sentence.sample_rate
     if case == "8k":
         x, sr = resample(x, sr, 8000), 8000
@@ -167,7 +163,7 @@ def test_factory() -> None:
 
 @needs_espeak
 @pytest.mark.parametrize("fps", [30, 50])
-def test_other_frame_rates(sentence: espeak_events.Utterance, fps: int) -> None:
+def test_other_frame_rates(sentence: espeak.Utterance, fps: int) -> None:
     model = create_model("embedded", sentence.sample_rate, fps, causal=True)
     assert model.lookahead_s <= 0.030
     rows = np.concatenate([model.feed(sentence.audio), model.flush()])
@@ -205,5 +201,5 @@ def test_any_chunking_gives_the_same_frames(chunks: list[int]) -> None:
 
 
 @functools.cache
-def _short_speech() -> espeak_events.Utterance:
-    return espeak_events.synthesize("Bob moved.", "en-us", 170)
+def _short_speech() -> espeak.Utterance:
+    return espeak.synthesize("Bob moved.", "en-us", 170)

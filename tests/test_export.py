@@ -18,19 +18,17 @@ from threadpoolctl import threadpool_info
 
 from livelink import names as N
 from livelink import read_csv
+from nsplayer import espeak
 from nsplayer.cli import main
 from nsplayer.export import export
 from nsplayer.takes import load_rows
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import espeak_events
-
 
 @pytest.fixture(scope="module")
 def speech_wav(tmp_path_factory) -> Path:
-    if not espeak_events.available():
+    if not espeak.available():
         pytest.skip("no libespeak-ng")
-    u = espeak_events.synthesize("Bob moved five blue boats.", "en-us", 160)
+    u = espeak.synthesize("Bob moved five blue boats.", "en-us", 160)
     stereo = np.stack([u.audio, u.audio * 0.5], axis=1)  # exercises the downmix
     path = tmp_path_factory.mktemp("export") / "speech.wav"
     sf.write(path, stereo, u.sample_rate)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,14 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from livelink import names as N
+from nsplayer import espeak
 from nsplayer.models import MODEL_NAMES, create_model
 from nsplayer.models.features import MEL_HOP_S, MelAnalyzer
 from nsplayer.models.learned import VISEMES, WEIGHTS, WEIGHTS_DIR, LearnedModel, load_weights
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import espeak_events
-
-needs_espeak = pytest.mark.skipif(not espeak_events.available(), reason="no libespeak-ng")
+needs_espeak = pytest.mark.skipif(not espeak.available(), reason="no libespeak-ng")
 MOUTH = slice(N.JAW_OPEN, N.MOUTH_UPPER_UP_RIGHT + 1)
 
 
@@ -31,11 +27,11 @@ def run(audio: np.ndarray, sr: int, chunk: int = 1024, causal: bool = True, fps:
 
 
 @functools.cache
-def speech() -> espeak_events.Utterance:
-    u = espeak_events.synthesize("Bob moved the map, papa.", "en-us", 160)
+def speech() -> espeak.Utterance:
+    u = espeak.synthesize("Bob moved the map, papa.", "en-us", 160)
     pad = np.zeros(u.sample_rate // 2, np.float32)
-    phones = tuple(espeak_events.Phoneme(p.name, p.start + 0.5) for p in u.phonemes)
-    return espeak_events.Utterance(np.concatenate([pad, u.audio, pad]), u.sample_rate, phones)
+    phones = tuple(espeak.Phoneme(p.name, p.start + 0.5) for p in u.phonemes)
+    return espeak.Utterance(np.concatenate([pad, u.audio, pad]), u.sample_rate, phones)
 
 
 def resample(x: np.ndarray, sr: int, new: int) -> np.ndarray:

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from nsplayer import espeak
 from nsplayer.models.features import MEL_HOP_S, MelAnalyzer
 from training.phones import STOPS_ESPEAK, V, arpabet_class, espeak_class
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import espeak_events  # noqa: E402
 from lipsync import pink_noise, resample  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -123,7 +123,7 @@ def random_text(rng: np.random.Generator) -> str:
 
 def espeak_sample(rng: np.random.Generator, voice: str) -> Sample:
     rate, pitch = int(rng.integers(110, 260)), int(rng.integers(15, 85))
-    u = espeak_events.synthesize(random_text(rng), voice, rate, pitch)
+    u = espeak.synthesize(random_text(rng), voice, rate, pitch)
     spans = espeak_spans([(p.name, p.start) for p in u.phonemes], len(u.audio) / u.sample_rate)
     return Sample(u.audio, u.sample_rate, spans, f"espeak:{voice}")
 

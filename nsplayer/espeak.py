@@ -4,8 +4,8 @@ espeak-ng's command line gives audio or phoneme strings, but not *when* each pho
 heard. Its C library does: initialised with ``espeakINITIALIZE_PHONEME_EVENTS`` in
 synchronous mode, the synth callback receives the samples and, alongside them, events of
 type ``espeakEVENT_PHONEME`` whose ``id.string`` is the phoneme mnemonic (``p``, ``u:``,
-``aI``...) and whose ``audio_position`` is its start in ms. Used by ``benchmarks/lipsync.py``
-and by the model tests; both import this module, so the binding lives in one place.
+``aI``...) and whose ``audio_position`` is its start in ms. Not used by the player: the lipsync
+benchmark, the model tests and the learned model's training corpus share this one binding.
 """
 
 from __future__ import annotations
