@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from livelink import names as N
 from nsplayer import espeak
 from nsplayer.models import MODEL_NAMES, create_model
-from nsplayer.models.features import MEL_HOP_S, MelAnalyzer
+from nsplayer.models.features import MEL_BANDS, MEL_HOP_S, MelAnalyzer
 from nsplayer.models.learned import VISEMES, WEIGHTS, WEIGHTS_DIR, LearnedModel, load_weights
 
 needs_espeak = pytest.mark.skipif(not espeak.available(), reason="no libespeak-ng")
@@ -139,7 +139,7 @@ def test_click_train_lands_on_the_frame_of_its_time(rate: int) -> None:
     x = np.zeros(rate, np.float32)
     x[np.round(times * rate).astype(int)] = 1.0
     rows = MelAnalyzer(rate).push(np.concatenate([x, np.zeros(rate // 10, np.float32)]))
-    energy = np.log10(np.sum(10 ** (rows[:, :-1] / 10), axis=1))
+    energy = np.log10(np.sum(10 ** (rows[:, :MEL_BANDS] / 10), axis=1))
     for t in times:
         j = round(t / MEL_HOP_S)
         assert energy[j] > energy[j - 1] and energy[j] > energy[j + 1], t

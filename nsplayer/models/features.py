@@ -234,6 +234,11 @@ MEL_FLOOR_DB = -100.0
 PEAK_DECAY_DB_S = 4.0  # how fast the tracked speech peak forgets a loud passage
 PEAK_MIN_DB = -80.0  # the peak never falls below this: silence always looks the same
 REL_FLOOR_DB = -70.0
+SPEAKER_S = 1.5  # memory of the speaker's long-term spectrum
+SPEECH_DB = 20.0  # frames within this of the peak are speech, for that spectrum
+
+
+N_MEL_FEATURES = 2 * MEL_BANDS + 1
 
 
 def mel_matrix(freqs: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -255,9 +260,12 @@ class MelAnalyzer:
 
     Each row: MEL_BANDS band levels in dB relative to a peak tracker (instant rise,
     PEAK_DECAY_DB_S fall, never below PEAK_MIN_DB) of the 60 Hz–4 kHz level, floored at
-    REL_FLOOR_DB, then the peak itself (dBFS). Levels relative to the peak make loud and
-    quiet recordings look alike; the 0–4 kHz level drives the peak so that 8 kHz and 48 kHz
-    audio track alike.
+    REL_FLOOR_DB; the peak itself (dBFS); then the same bands minus the speaker's long-term
+    spectrum (the running mean of speech frames, SPEAKER_S). Levels relative to the peak
+    make loud and quiet recordings look alike; the 0–4 kHz level drives the peak so that
+    8 kHz and 48 kHz audio track alike; the difference from the long-term spectrum says
+    where this sound sits in this speaker's range (a rounded vowel has a low F2 for *this*
+    voice), which a 320 ms network cannot learn from one frame alone.
     """
 
     def __init__(self, sample_rate: int, warp: float = 1.0) -> None:
@@ -273,6 +281,8 @@ class MelAnalyzer:
         self.level = ((freqs >= 60.0) & (freqs < min(4000.0, sample_rate / 2))) * norm
         self.decay = PEAK_DECAY_DB_S * MEL_HOP_S
         self.peak = PEAK_MIN_DB
+        self.ltas = np.full(MEL_BANDS, REL_FLOOR_DB / 2)  # before any speech: a flat guess
+        self._speech_frames = 0
         self._framer = Framer(sample_rate, MEL_HOP_S, n_win)
 
     @property
@@ -280,10 +290,10 @@ class MelAnalyzer:
         return self._framer.frames_done
 
     def push(self, pcm: np.ndarray) -> np.ndarray:
-        """Append samples; return rows (n, MEL_BANDS + 1) of every frame now complete."""
+        """Append samples; return rows (n, N_MEL_FEATURES) of every frame now complete."""
         frames = self._framer.push(pcm).astype(np.float64)
         if not len(frames):
-            return np.zeros((0, MEL_BANDS + 1), np.float32)
+            return np.zeros((0, N_MEL_FEATURES), np.float32)
         frames -= frames.mean(axis=1, keepdims=True)
         spec = np.fft.rfft(frames * self.window, self.nfft, axis=1)
         p = spec.real**2 + spec.imag**2
@@ -296,4 +306,19 @@ class MelAnalyzer:
             peaks[i] = peak
         self.peak = peak
         rel = np.maximum(bands - peaks[:, None], REL_FLOOR_DB)
-        return np.concatenate([rel, peaks[:, None]], axis=1).astype(np.float32)
+        return np.concatenate(
+            [rel, peaks[:, None], rel - self._ltas(rel, level > peaks - SPEECH_DB)], axis=1
+        ).astype(np.float32)
+
+    def _ltas(self, rel: np.ndarray, speech: np.ndarray) -> np.ndarray:
+        """Long-term spectrum at every frame: a plain mean over the first speech frames,
+        then an exponential one over SPEAKER_S."""
+        out = np.empty_like(rel)
+        ltas, n, floor = self.ltas, self._speech_frames, MEL_HOP_S / SPEAKER_S
+        for i, is_speech in enumerate(speech.tolist()):
+            if is_speech:
+                n += 1
+                ltas = ltas + max(1.0 / n, floor) * (rel[i] - ltas)
+            out[i] = ltas
+        self.ltas, self._speech_frames = ltas, n
+        return out

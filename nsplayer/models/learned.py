@@ -18,7 +18,7 @@ import numpy as np
 
 from nsplayer.models.base import N_SHAPES
 from nsplayer.models.embedded import N_STATE, _Dynamics, _to_channels
-from nsplayer.models.features import MEL_HOP_S, MEL_WINDOW_S, MelAnalyzer
+from nsplayer.models.features import MEL_BANDS, MEL_HOP_S, MEL_WINDOW_S, MelAnalyzer
 
 VISEMES = (
     "silence",
@@ -123,7 +123,7 @@ def targets(post: np.ndarray, mel: np.ndarray) -> np.ndarray:
     post = np.maximum(post - 0.05, 0.0) / 0.95  # a faint posterior is no shape: rest is rest
     shapes = post @ SHAPES
     shapes[:, 1] = np.minimum(1.0, CLOSED_GAIN * shapes[:, 1])
-    loud = 10.0 * np.log10(np.sum(10.0 ** (mel[:, :-1] / 10.0), axis=1) + 1e-12)
+    loud = 10.0 * np.log10(np.sum(10.0 ** (mel[:, :MEL_BANDS] / 10.0), axis=1) + 1e-12)
     accent = post[:, VOWELS].sum(axis=1) * np.clip((loud - 6.0) / 4.0, 0.0, 1.0)
     return np.concatenate([shapes, accent[:, None]], axis=1)
 
