@@ -37,11 +37,6 @@ class Features:
     f2: np.ndarray  # Hz
     centroid: np.ndarray  # spectral centroid up to 8 kHz, Hz
 
-    @staticmethod
-    def concat(parts: list[Features]) -> Features:
-        names = Features.__dataclass_fields__
-        return Features(**{n: np.concatenate([getattr(p, n) for p in parts]) for n in names})
-
     def __len__(self) -> int:
         return len(self.level_db)
 
