@@ -349,7 +349,7 @@ class Conductor:
                 self._replan_idle()
                 return
         self._send(performer, slot)
-        if self.outlet.refused - self._told:
+        if len(self.outlet.refused) > len(self._told):  # no set built per packet
             self._tell_refused()
 
     def _tell_refused(self) -> None:
