@@ -1,20 +1,23 @@
 """Lipsync accuracy of the embedded models (DSP and learned) against exact phone timings.
 
-Ground truth, per source: libespeak-ng (``nsplayer.espeak``) speaks ``SENTENCES`` with several
-voices and speeds and reports when each phoneme starts; flite speaks the same sentences
-with its voices and ``-psdur`` gives each segment's end. Every utterance gets 0.5 s of
-silence before and after; every third espeak-ng one also gets steady pink noise 40 dB below
-full scale (about 22 dB below the speech), so the silence class covers background noise
-too. The noisy condition adds pink noise at ``SNR_DB`` below the speech to every utterance.
-WAVs and timings are cached in ``benchmarks/.cache/lipsync/``. Each model runs as
-``nsplayer export`` runs it (offline) and as ``nsplayer live`` runs it (causal); a naive
-loudness-only baseline (JawOpen = RMS over 40 ms / the utterance's 95th-percentile RMS,
-nothing else moves) runs alongside. The learned model never trained on these sentences,
-on the espeak-ng variants used here, or on the flite voices in ``FLITE_UNSEEN``.
+Ground truth, per source: libespeak-ng (``nsplayer.espeak``) speaks ``SENTENCES`` with
+several voices and speeds and reports when each phoneme starts; flite speaks the same
+sentences with its voices and ``-psdur`` gives each segment's end; Kokoro-82M's held-out US
+and its UK speakers say them with its predicted phoneme times (``python -m training.kokoro
+bench`` makes those files with the training stack; without them the Kokoro rows are
+skipped). Every utterance gets 0.5 s of silence before and after; every third espeak-ng one
+also gets steady pink noise 40 dB below full scale (about 22 dB below the speech), so the
+silence class covers background noise too. The noisy condition adds pink noise at ``SNR_DB``
+below the speech to every utterance. WAVs and timings are cached in
+``benchmarks/.cache/lipsync/``. Each model runs as ``nsplayer export`` runs it (offline) and
+as ``nsplayer live`` runs it (causal); a naive loudness-only baseline (JawOpen = RMS over 40
+ms / the utterance's 95th-percentile RMS, nothing else moves) runs alongside. The learned
+model never trained on these sentences, on the espeak-ng variants used here, or on the flite
+voices in ``FLITE_UNSEEN``.
 
-A phoneme spans from its start to the next phoneme's start; its *middle* is the frames
-(at 60 fps, frame i = time i/60) in the middle half of that span, or the frame nearest
-its midpoint when none falls inside. Aperture = max(0, JawOpen - MouthClose) + 0.5 ×
+A phoneme spans from its start to the next phoneme's start; its *middle* is the frames (at
+60 fps, frame i = time i/60) in the middle half of that span, or the frame nearest its
+midpoint when none falls inside. Aperture = max(0, JawOpen - MouthClose) + 0.5 ×
 mean(MouthLowerDownLeft/Right). Rules per class (a phoneme counts once):
 
 - bilabial (p b m): lips closed — aperture < 0.1 at some frame. espeak marks p/b at
@@ -31,9 +34,10 @@ mean(MouthLowerDownLeft/Right). Rules per class (a phoneme counts once):
   at rest — every frame more than 0.1 s inside it has JawOpen < 0.05 and every mouth
   channel (MouthClose..MouthUpperUpRight) < 0.1.
 
-flite's p/b segments start at the closure, so they are judged like m. ``--lags`` also scores
-clean espeak-ng speech with every frame read k frames later: the best k is 0 when frame i
-describes audio time i / fps, +1 when frames come a frame late.
+flite's p/b segments start at the closure, so they are judged like m, and so are Kokoro's
+(its token times, corrected by the lag ``training/kokoro.py`` measured, span the closure).
+``--lags`` also scores clean espeak-ng speech with every frame read k frames later: the best
+k is 0 when frame i describes audio time i / fps, +1 when frames come a frame late.
 
 Run: ``python benchmarks/lipsync.py`` (``--quick``: the first 15 sentences; ``--rate 8000``:
 resample the speech first, to check telephone or studio rates; ``--source flite``: one
@@ -65,7 +69,19 @@ VOICES = ("en-us", "en+f3", "en-gb-x-rp", "en-us+m3", "en+f2")
 RATES = (140, 175, 210)
 FLITE_SEEN = ("kal16", "rms")  # the learned model trained on these voices (other sentences)
 FLITE_UNSEEN = ("awb", "slt")  # never in its training corpus
+KOKORO_US = ("af_nicole", "am_michael")  # Kokoro US speakers held out of its corpus
+KOKORO_UK = (
+    "bf_alice",
+    "bf_emma",
+    "bf_isabella",
+    "bf_lily",
+    "bm_daniel",
+    "bm_fable",
+    "bm_george",
+    "bm_lewis",
+)  # fmt: skip  (no UK Kokoro voice is in its corpus)
 SNR_DB = 10.0
+Phones = list[tuple[str, float, float]]  # (espeak-ng mnemonic, start s, end s)
 # flite's segment names (ARPAbet) as the espeak mnemonics the rules use; flite's p/b
 # segments start at the closure, so they are judged like m (lips shut in the middle).
 ARPABET = {
@@ -200,6 +216,18 @@ def flite_utterance(idx: int, voice: str) -> tuple[np.ndarray, int, list[tuple[s
     return audio, sr, phones
 
 
+def kokoro_utterance(idx: int, voice: str) -> tuple[np.ndarray, int, Phones]:
+    """Kokoro speech of sentence ``idx``, written by ``python -m training.kokoro bench``."""
+    stem = CACHE / f"kokoro-{voice}-{idx:02d}"
+    audio, sr = sf.read(stem.with_suffix(".wav"), dtype="float32")
+    return audio, sr, [tuple(p) for p in json.loads(stem.with_suffix(".json").read_text())]
+
+
+def kokoro_voices(idx: int) -> tuple[str, list[str]]:
+    """The US speaker and the two UK speakers who say sentence ``idx``."""
+    return KOKORO_US[idx % 2], [KOKORO_UK[(idx + k) % len(KOKORO_UK)] for k in (0, 4)]
+
+
 def with_noise(audio: np.ndarray, idx: int) -> np.ndarray:
     """Pink noise at SNR_DB below the speech (RMS of the loudest half of 10 ms blocks)."""
     blocks = audio[: len(audio) // 160 * 160].reshape(-1, 160)
@@ -304,7 +332,6 @@ def score(rows: np.ndarray, phones: list[tuple[str, float, float]]) -> dict[str,
     return out
 
 
-Phones = list[tuple[str, float, float]]
 SYSTEMS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "dsp offline": lambda a, sr: run_model("dsp", a, sr, causal=False),
     "dsp causal": lambda a, sr: run_model("dsp", a, sr, causal=True),
@@ -315,12 +342,21 @@ SYSTEMS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 
 
 def sources(count: int) -> dict[str, list[Callable[[], tuple[np.ndarray, int, Phones]]]]:
-    """Per source, one loader per utterance: espeak-ng's benchmark voices, flite's voices."""
+    """Per source, one loader per utterance: espeak-ng's benchmark voices, flite's voices,
+    Kokoro's held-out US and its UK speakers (when their files have been made)."""
     out = {"espeak-ng": [lambda i=i: utterance(i) for i in range(count)]}
     for label, voices in (("flite seen", FLITE_SEEN), ("flite unseen", FLITE_UNSEEN)):
         out[f"{label} ({', '.join(voices)})"] = [
             lambda i=i, v=v: flite_utterance(i, v) for v in voices for i in range(count)
         ]
+    if not (CACHE / f"kokoro-{KOKORO_UK[0]}-00.wav").exists():
+        print("(no Kokoro rows: make them with `python -m training.kokoro bench`, see")
+        print(" training/MODEL_CARD.md)")
+        return out
+    us = [(i, kokoro_voices(i)[0]) for i in range(count)]
+    uk = [(i, v) for i in range(count) for v in kokoro_voices(i)[1]]
+    for label, pairs in (("Kokoro US held out", us), ("Kokoro UK, never trained on", uk)):
+        out[label] = [lambda i=i, v=v: kokoro_utterance(i, v) for i, v in pairs]
     return out
 
 

@@ -1,8 +1,9 @@
 """Training corpus: synthetic speech with exact phone timings, augmented, as model features.
 
 Sources: espeak-ng (C library phoneme events, many accents x voice variants, speeds and
-pitches), flite (``flite -psdur`` segment end times) and festival's ked diphone voice
-(``utt.save.segs``). Texts are random word sequences
+pitches), flite (``flite -psdur`` segment end times), festival's ked diphone voice
+(``utt.save.segs``) and Kokoro-82M's US voices and blends of them (its predicted phoneme
+times, lag-corrected: ``training/kokoro.py``). Texts are random word sequences
 from ``WORDS`` (never the benchmark's sentences). Each utterance gets silence around it and,
 at random, speed change, reverberation, band limiting (8 or 16 kHz), codec-like mu-law,
 noise (white, pink, brown, hum; SNR 0-30 dB) and gain; then the very features the model
@@ -11,7 +12,8 @@ bank's frequencies scaled by 0.82-1.22: other speakers' formants), and a viseme 
 10 ms frame.
 
 Held out (never written to the training corpus): the espeak variants the lipsync
-benchmark uses (f2, f3, m3 and the plain voices) and the flite voices in ``HELD_OUT``.
+benchmark uses (f2, f3, m3 and the plain voices), the flite voices in ``HELD_OUT``, the
+Kokoro US speakers in ``kokoro.US_HELD_OUT`` and every UK Kokoro speaker.
 
 Run: ``python -m training.corpus`` (cached in training/.cache/corpus.npz; ``--small`` for a
 quick try). Seeded: the same command gives the same corpus.
@@ -32,6 +34,7 @@ import soundfile as sf
 
 from nsplayer import espeak
 from nsplayer.models.features import MEL_HOP_S, MelAnalyzer
+from training import kokoro
 from training.phones import STOPS_ESPEAK, V, arpabet_class, espeak_class
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,6 +189,32 @@ def festival_sample(rng: np.random.Generator, voice: str) -> Sample:
     return Sample(audio, sr, spans, f"festival:{voice}")
 
 
+_SPEAKER: kokoro.Speaker | None = None  # one Kokoro session per corpus worker
+
+
+def kokoro_sample(rng: np.random.Generator, voice: str) -> Sample:
+    """Kokoro-82M: a training US voice, or a blend of two (another speaker); US English or,
+    on a fifth, British pronunciations; speed 0.8-1.25. Phones already corrected for the
+    lag of Kokoro's times. Cached: Kokoro costs about half of real time per core."""
+    global _SPEAKER
+    cached = CACHE / "kokoro" / "raw" / f"{voice}-{int(rng.integers(1 << 62))}.npz"
+    text, lang = random_text(rng), ("en-gb" if rng.random() < 0.2 else "en-us")
+    speed, blend = rng.uniform(0.8, 1.25), rng.random() < 0.3
+    other, mix = str(rng.choice(kokoro.TRAIN_VOICES)), rng.uniform(0.3, 0.7)
+    if not cached.exists():
+        _SPEAKER = _SPEAKER or kokoro.Speaker(threads=1)
+        style = _SPEAKER.voice(voice)
+        if blend:
+            style = mix * style + (1 - mix) * _SPEAKER.voice(other)
+        u = _SPEAKER.speak(text, style, speed, lang)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, audio=u.audio, phones=np.array(u.phones, dtype=object))
+    with np.load(cached, allow_pickle=True) as z:
+        audio, phones = z["audio"], z["phones"].tolist()
+    spans = [(espeak_class(n), float(a), float(b)) for n, a, b in phones]
+    return Sample(audio, kokoro.RATE, spans, f"kokoro:{voice}{'+' + other if blend else ''}")
+
+
 def augment(s: Sample, rng: np.random.Generator) -> Sample:
     """Silence around, then at random speed, reverb, band limit, mu-law, noise, gain."""
     sr, x, spans = s.sample_rate, s.audio.astype(np.float64), s.spans
@@ -280,14 +309,17 @@ def make(job: tuple[str, str, int]) -> tuple[np.ndarray, np.ndarray, str]:
     """One augmented utterance's features and labels, seeded by its job."""
     engine, voice, seed = job
     rng = np.random.default_rng(seed)
-    make_sample = {"espeak": espeak_sample, "flite": flite_sample, "festival": festival_sample}
+    make_sample = {
+        "espeak": espeak_sample, "flite": flite_sample, "festival": festival_sample,
+        "kokoro": kokoro_sample,
+    }  # fmt: skip
     s = make_sample[engine](rng, voice)
     s = augment(s, rng)
     x = features(s, rng.uniform(0.82, 1.22) if rng.random() < 0.7 else 1.0)
     return x.astype(np.float16), labels(s.spans, len(x)), s.group
 
 
-def jobs(n_espeak: int, n_other: int, seed: int) -> list[tuple[str, str, int]]:
+def jobs(n_espeak: int, n_other: int, n_kokoro: int, seed: int) -> list[tuple[str, str, int]]:
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n_espeak):
@@ -298,12 +330,15 @@ def jobs(n_espeak: int, n_other: int, seed: int) -> list[tuple[str, str, int]]:
     for k in range(n_other):
         engine, voice = voices[k % len(voices)]
         out.append((engine, voice, seed * 1_000_003 + n_espeak + k))
+    for k in range(n_kokoro):
+        voice = kokoro.TRAIN_VOICES[k % len(kokoro.TRAIN_VOICES)]
+        out.append(("kokoro", voice, seed * 1_000_003 + n_espeak + n_other + k))
     return out
 
 
-def build(n_espeak: int, n_other: int, seed: int, path: Path, procs: int) -> None:
+def build(counts: tuple[int, int, int], seed: int, path: Path, procs: int) -> None:
     with Pool(procs) as pool:
-        made = pool.map(make, jobs(n_espeak, n_other, seed), chunksize=16)
+        made = pool.map(make, jobs(*counts, seed), chunksize=8)
     lengths = np.array([len(x) for x, _, _ in made])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
@@ -323,9 +358,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--procs", type=int, default=2)
     args = ap.parse_args()
-    n_espeak, n_other = (300, 120) if args.small else (5000, 3200)
+    counts = (300, 120, 40) if args.small else (5000, 3200, 1200)
     name = "corpus-small.npz" if args.small else "corpus.npz"
-    build(n_espeak, n_other, args.seed, CACHE / name, args.procs)
+    build(counts, args.seed, CACHE / name, args.procs)
 
 
 if __name__ == "__main__":
