@@ -137,8 +137,9 @@ def group(tokens: list[tuple[str, float, float]]) -> list[tuple[str, float, floa
         i += 1
         if ch in BEFORE:
             carry = a if carry is None else carry
-        elif ch in AFTER and out:
-            out[-1][2] = b
+        elif ch in AFTER:
+            if out and carry is None:  # after a gap, its time opens the next phone instead
+                out[-1][2] = b
         elif ch == " ":
             mid = (a + b) / 2
             if out:
