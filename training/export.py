@@ -1,6 +1,6 @@
 """Export trained networks (training/.cache/{causal,offline}.pt) to the shipped numpy weights.
 
-Writes nsplayer/models/weights/learned_v1.npz: per mode, the input normalization, the
+Writes nsplayer/models/weights/``learned.WEIGHTS``: per mode, the input normalization, the
 convolution and read-out weights as float32, the dilations and the look-ahead in frames,
 under the keys ``causal/...`` and ``offline/...`` that ``nsplayer.models.learned`` reads.
 Then checks that numpy inference matches torch on a random input.
