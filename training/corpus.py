@@ -3,17 +3,17 @@
 Sources: espeak-ng (C library phoneme events, many accents x voice variants, speeds and
 pitches), flite (``flite -psdur`` segment end times), festival's ked diphone voice
 (``utt.save.segs``) and Kokoro-82M's US voices and blends of them (its predicted phoneme
-times, lag-corrected: ``training/kokoro.py``). Texts are random word sequences
-from ``WORDS`` (never the benchmark's sentences). Each utterance gets silence around it and,
-at random, speed change, reverberation, band limiting (8 or 16 kHz), codec-like mu-law,
-noise (white, pink, brown, hum; SNR 0-30 dB) and gain; then the very features the model
-computes at run time (``MelAnalyzer``), most with a vocal tract length warp (the filter
-bank's frequencies scaled by 0.82-1.22: other speakers' formants), and a viseme label per
-10 ms frame.
+times, lag-corrected: ``training/kokoro.py``). Texts are random word sequences from
+``WORDS`` (never the benchmark's sentences). Each utterance gets silence around it and, at
+random, speed change, reverberation, a microphone's colouring, band limiting (8 or 16 kHz),
+codec-like mu-law, noise (white, pink, brown, hum; SNR 0-30 dB) and gain; then the very
+features the model computes at run time (``MelAnalyzer``), most with a vocal tract length
+warp (the filter bank's frequencies scaled by 0.82-1.22: other speakers' formants), and a
+viseme label per 10 ms frame.
 
-Held out (never written to the training corpus): the espeak variants the lipsync
-benchmark uses (f2, f3, m3 and the plain voices), the flite voices in ``HELD_OUT``, the
-Kokoro US speakers in ``kokoro.US_HELD_OUT`` and every UK Kokoro speaker.
+Held out (never written to the training corpus): the espeak variants the lipsync benchmark
+uses (f2, f3, m3 and the plain voices), the flite voices in ``HELD_OUT``, the Kokoro US
+speakers in ``kokoro.US_HELD_OUT`` and every UK Kokoro speaker.
 
 Run: ``python -m training.corpus`` (cached in training/.cache/corpus.npz; ``--small`` for a
 quick try). Seeded: the same command gives the same corpus.
@@ -216,7 +216,8 @@ def kokoro_sample(rng: np.random.Generator, voice: str) -> Sample:
 
 
 def augment(s: Sample, rng: np.random.Generator) -> Sample:
-    """Silence around, then at random speed, reverb, band limit, mu-law, noise, gain."""
+    """Silence around, then at random speed, reverb, colouring, band limit, mu-law, noise,
+    gain."""
     sr, x, spans = s.sample_rate, s.audio.astype(np.float64), s.spans
     x = x / (np.abs(x).max() + 1e-9) * 0.5
     if rng.random() < 0.3:  # speed and pitch together, as a tape would
@@ -229,6 +230,8 @@ def augment(s: Sample, rng: np.random.Generator) -> Sample:
     spans.append((V["silence"], spans[-1][2], len(x) / sr))
     if rng.random() < 0.25:
         x = reverb(x, sr, rng)
+    if rng.random() < 0.4:
+        x = colour(x, sr, rng)
     if rng.random() < 0.45:
         new = 8000 if rng.random() < 0.5 else 16000
         if new < sr:
@@ -262,6 +265,20 @@ def reverb(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     size = 1 << int(np.ceil(np.log2(len(x) + n)))
     wet = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(ir, size), size)[: len(x)]
     return wet / (np.abs(wet).max() + 1e-9) * np.abs(x).max()
+
+
+def colour(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """A microphone's or room's frequency response: a smooth random gain curve, up to
+    about 8 dB either way, over log frequency (three raised-cosine bumps and a tilt)."""
+    spec = np.fft.rfft(x)
+    octaves = np.log2(np.maximum(np.fft.rfftfreq(len(x), 1 / sr), 50.0) / 50.0)
+    gain_db = rng.uniform(-3, 3) * (octaves - octaves.mean()) / 4
+    for _ in range(3):
+        centre, width = rng.uniform(0, octaves.max()), rng.uniform(0.5, 2.0)
+        bump = np.cos(np.clip((octaves - centre) / width, -1, 1) * np.pi / 2) ** 2
+        gain_db += rng.uniform(-6, 6) * bump
+    y = np.fft.irfft(spec * 10 ** (gain_db / 20), len(x))
+    return y / (np.abs(y).max() + 1e-9) * np.abs(x).max()
 
 
 def mu_law(x: np.ndarray, mu: float = 255.0) -> np.ndarray:
@@ -358,7 +375,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--procs", type=int, default=2)
     args = ap.parse_args()
-    counts = (300, 120, 40) if args.small else (5000, 3200, 1200)
+    counts = (300, 120, 40) if args.small else (5000, 3200, 2400)
     name = "corpus-small.npz" if args.small else "corpus.npz"
     build(counts, args.seed, CACHE / name, args.procs)
 
