@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from nsplayer.config import NeuroSyncSettings
 
 MODEL_NAMES = ("embedded", "neurosync", "dsp", "learned")
-EMBEDDED = "dsp"  # what "embedded" (the default) means: the learned model once it wins
+EMBEDDED = "learned"  # what "embedded" (the default) means
 
 
 def create_model(
@@ -44,9 +44,9 @@ def create_model(
     if name == "embedded":
         name = EMBEDDED
     if name == "dsp":
-        from nsplayer.models.embedded import EmbeddedModel
+        from nsplayer.models.dsp import DspModel
 
-        return EmbeddedModel(sample_rate, fps, causal=causal)
+        return DspModel(sample_rate, fps, causal=causal)
     if name == "learned":
         from nsplayer.models.learned import LearnedModel
 

@@ -1,11 +1,12 @@
-"""The learned embedded model: log-mel features -> viseme posteriors -> mouth shapes -> ARKit.
+"""The learned model (``--model learned``, what ``embedded`` means): log-mel features ->
+viseme posteriors -> mouth shapes -> ARKit.
 
 A small causal temporal convolution network (trained in ``training/``, shipped as numpy
 weights) reads ``features.MelAnalyzer`` rows every 10 ms and gives posteriors over
 ``VISEMES``. The network's output for 10 ms frame j is read once it has seen frame
 j + ``lookahead`` (1 frame causal, more offline). Posteriors become the DSP model's mouth
 shape targets (open, closed, rounded, spread, labiodental, sibilant, accent), then its
-attack/release dynamics and ARKit mapping (``embedded._to_channels``); frame i, at audio
+attack/release dynamics and ARKit mapping (``mouth``); frame i, at audio
 time i / fps, interpolates the two 10 ms states around that time, so no frame is late.
 """
 
@@ -18,8 +19,8 @@ import numpy as np
 
 from nsplayer.audio import MIN_RATE
 from nsplayer.models.base import N_SHAPES
-from nsplayer.models.embedded import N_STATE, _Dynamics, _to_channels
 from nsplayer.models.features import MEL_BANDS, MEL_HOP_S, MEL_WINDOW_S, MelAnalyzer
+from nsplayer.models.mouth import N_STATE, Dynamics, to_channels
 
 VISEMES = (
     "silence",
@@ -144,7 +145,7 @@ class LearnedModel:
         self._an = MelAnalyzer(self.sample_rate)
         silence = MelAnalyzer(self.sample_rate).push(np.zeros(self._an.nfft))[-1:]
         rest = targets(self._net.warm_up(silence[0]), silence)
-        self._dyn = _Dynamics(MEL_HOP_S, causal=False, time_constants=TIME_CONSTANTS)
+        self._dyn = Dynamics(MEL_HOP_S, TIME_CONSTANTS, causal=False)
         self._dyn.state = rest[0].tolist()  # at rest, as after a long silence
         # Frame i interpolates states floor(t/hop) and the one after: one more hop.
         self.lookahead_s = MEL_WINDOW_S / 2 + (self._net.lookahead + 1) * MEL_HOP_S
@@ -205,4 +206,4 @@ class LearnedModel:
         self._emitted = stop
         keep = min(int(np.floor(stop * step + 1e-9)) - self._state_start, len(self._states))
         self._states, self._state_start = self._states[keep:], self._state_start + keep
-        return _to_channels(s)
+        return to_channels(s)

@@ -1,4 +1,4 @@
-"""The embedded model on real speech from espeak-ng (libespeak-ng phoneme events)."""
+"""The DSP model (`--model dsp`) on real speech from espeak-ng (its phoneme events)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ from livelink import names as N
 from nsplayer import espeak
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
-from nsplayer.models.embedded import EmbeddedModel
+from nsplayer.models.dsp import DspModel
 
 needs_espeak = pytest.mark.skipif(not espeak.available(), reason="no libespeak-ng")
 MOUTH = slice(N.JAW_OPEN, N.MOUTH_UPPER_UP_RIGHT + 1)
 
 
 def run(audio: np.ndarray, sr: int, chunk: int = 1024, causal: bool = False) -> np.ndarray:
-    model = EmbeddedModel(sr, 60, causal=causal)
+    model = DspModel(sr, 60, causal=causal)
     rows = [model.feed(audio[i : i + chunk]) for i in range(0, len(audio), chunk)]
     return np.concatenate([*rows, model.flush()])
 
@@ -109,7 +109,7 @@ def test_chunk_size_does_not_change_output(sentence: espeak.Utterance, causal) -
 
 @needs_espeak
 def test_causal_latency_is_declared_and_small(sentence: espeak.Utterance) -> None:
-    model = EmbeddedModel(sentence.sample_rate, 60, causal=True)
+    model = DspModel(sentence.sample_rate, 60, causal=True)
     assert model.lookahead_s <= 0.030
     need = round((10 / 60 + model.lookahead_s) * sentence.sample_rate) + 1
     assert len(model.feed(sentence.audio[:need])) >= 11  # frames 0..10 are out
@@ -164,7 +164,7 @@ def test_factory() -> None:
 @needs_espeak
 @pytest.mark.parametrize("fps", [30, 50])
 def test_other_frame_rates(sentence: espeak.Utterance, fps: int) -> None:
-    model = create_model("embedded", sentence.sample_rate, fps, causal=True)
+    model = create_model("dsp", sentence.sample_rate, fps, causal=True)
     assert model.lookahead_s <= 0.030
     rows = np.concatenate([model.feed(sentence.audio), model.flush()])
     assert len(rows) == math.ceil(len(sentence.audio) * fps / sentence.sample_rate)
@@ -192,7 +192,7 @@ def test_steady_noise_keeps_the_mouth_at_rest(colour: str) -> None:
 def test_any_chunking_gives_the_same_frames(chunks: list[int]) -> None:
     u = _short_speech()
     ref = run(u.audio, u.sample_rate, chunk=len(u.audio), causal=True)
-    model, out, pos = EmbeddedModel(u.sample_rate, 60, causal=True), [], 0
+    model, out, pos = DspModel(u.sample_rate, 60, causal=True), [], 0
     for n in chunks:
         out.append(model.feed(u.audio[pos : pos + n]))
         pos += n

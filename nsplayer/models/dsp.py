@@ -1,4 +1,4 @@
-"""The embedded audio-to-face model: speech features -> mouth shapes -> ARKit channels.
+"""The DSP audio-to-face model (``--model dsp``): speech features -> mouth shapes -> ARKit.
 
 Pipeline per analysis frame (``OVERSAMPLE`` frames per output frame):
 
@@ -13,10 +13,10 @@ Pipeline per analysis frame (``OVERSAMPLE`` frames per output frame):
    Causal mode looks at most 30 ms ahead, spent on closing the lips in time; offline mode
    also sees ``OFFLINE_LOOKAHEAD_S`` ahead, so lips close and round a little before the
    sound, as people do.
-4. ``_Dynamics``: per-shape asymmetric attack/release (closures snap shut, openings
+4. ``mouth.Dynamics``: per-shape asymmetric attack/release (closures snap shut, openings
    ease), which is what keeps fast speech from flapping.
-5. ``_to_channels``: shapes -> the 61 Live Link values; pitch and loudness accents lift the
-   brows and nod the head slightly.
+5. ``mouth.to_channels``: shapes -> the 61 Live Link values; pitch and loudness accents
+   lift the brows and nod the head slightly.
 """
 
 from __future__ import annotations
@@ -25,19 +25,16 @@ import math
 
 import numpy as np
 
-from livelink import names as N
 from nsplayer.audio import MIN_RATE
 from nsplayer.models.base import N_SHAPES
 from nsplayer.models.features import WINDOW_S, Analyzer, Features
+from nsplayer.models.mouth import CLOSED, N_STATE, Dynamics, to_channels
 
 OVERSAMPLE = 2  # analysis frames per output frame: closures of 30 ms need ~8 ms steps
 CONTEXT_S = 0.15  # how far back (and, offline, ahead) "inside speech" and level drops look
 GAP_S = 0.06  # a silent gap this close to speech is a stop closure: lips shut
 OFFLINE_LOOKAHEAD_S = 0.1
 
-# Shape order in the target/state vectors.
-OPEN, CLOSED, ROUND, SPREAD, LABIO, SIBIL, ACCENT = range(7)
-N_STATE = 7
 # How far ahead each shape's target is anticipated (max over the next frames): lips close
 # and round before the sound they shape. Causal mode spends its budget on closures only,
 # so its total look-ahead (half a window plus these hops) stays within CAUSAL_MAX_S.
@@ -136,36 +133,7 @@ def _subtract(db: np.ndarray, floor_db: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(power, 1e-12))
 
 
-class _Dynamics:
-    """Asymmetric one-pole smoothing of the shape vector, one step per analysis frame."""
-
-    def __init__(self, hop_s: float, causal: bool, time_constants=TIME_CONSTANTS) -> None:
-        tc = np.array(time_constants)
-        if causal:  # no anticipation: the lips must get there faster once they hear it
-            tc[[ROUND, SPREAD, LABIO], 0] *= 0.3
-        self.coefs = list(
-            zip(
-                (1.0 - np.exp(-hop_s / tc[:, 0])).tolist(),
-                (1.0 - np.exp(-hop_s / tc[:, 1])).tolist(),
-                strict=True,
-            )
-        )
-        self.state = [0.0] * N_STATE
-
-    def run(self, targets: np.ndarray) -> np.ndarray:
-        # Plain floats: for 7 values a step, numpy's per-call overhead would dominate.
-        out, s, coefs = [], self.state, self.coefs
-        for row in targets.tolist():
-            s = [
-                x + (att if t > x else rel) * (t - x)
-                for x, t, (att, rel) in zip(s, row, coefs, strict=True)
-            ]
-            out.append(s)
-        self.state = s
-        return np.array(out, dtype=np.float64).reshape(len(targets), N_STATE)
-
-
-class EmbeddedModel:
+class DspModel:
     """Streaming speech -> 61 ARKit values per frame. See the module docstring."""
 
     idle_from_frame = None  # it never stops speaking (see FaceModel)
@@ -191,7 +159,7 @@ class EmbeddedModel:
         self.lookahead_s = WINDOW_S / 2 + self._ahead * self.hop_s
         self._an = Analyzer(self.sample_rate, self.hop_s)
         self._levels = _LevelTracker(self.hop_s)
-        self._dyn = _Dynamics(self.hop_s, causal)
+        self._dyn = Dynamics(self.hop_s, TIME_CONSTANTS, causal)
         self._hist: dict[str, np.ndarray] = {}  # per-frame arrays: _back past + pending frames
         self._hist_start = -self._back  # analysis index of the first history entry
         self._done = 0  # analysis frames whose shapes are computed
@@ -241,7 +209,7 @@ class EmbeddedModel:
         self._trim()
         # Output frame i is analysis frame i * OVERSAMPLE.
         idx = np.arange(-(-first // OVERSAMPLE) * OVERSAMPLE, ready, OVERSAMPLE) - first
-        rows = _to_channels(states[idx])
+        rows = to_channels(states[idx])
         if limit is not None:
             rows = rows[: max(0, limit - self._emitted)]
         self._emitted += len(rows)
@@ -323,36 +291,4 @@ def _anticipate(t: np.ndarray, frames: np.ndarray, n: int) -> np.ndarray:
     for k, m in enumerate(frames.tolist()):
         for d in range(1, m + 1):
             np.maximum(out[:, k], t[d : d + n, k], out=out[:, k])
-    return out
-
-
-def _to_channels(s: np.ndarray) -> np.ndarray:
-    """Shape states (n, N_STATE) -> Live Link rows (n, 61), float32."""
-    o, c, r, sp, lab, sib, acc = (s[:, k] for k in range(N_STATE))
-    out = np.zeros((len(s), N_SHAPES), np.float32)
-    shut = 1.0 - 0.9 * c  # a closure overrides whatever opening is still decaying
-    jaw = 0.6 * o * shut * (1.0 - 0.6 * sib) * (1.0 - 0.6 * lab)
-    out[:, N.JAW_OPEN] = jaw + 0.08 * sib
-    # On p/b/m the lips meet even where the jaw is still a little open (MetaHuman needs
-    # MouthClose for that): close exactly the opening that is left.
-    out[:, N.MOUTH_CLOSE] = np.minimum(c, 1.0) * jaw
-    out[:, N.MOUTH_FUNNEL] = 0.55 * r
-    out[:, N.MOUTH_PUCKER] = 0.5 * r * (1.0 - 0.5 * o)
-    for left, right, val in (
-        (N.MOUTH_STRETCH_LEFT, N.MOUTH_STRETCH_RIGHT, 0.35 * sp + 0.25 * sib),
-        (N.MOUTH_SMILE_LEFT, N.MOUTH_SMILE_RIGHT, 0.2 * sp),
-        (N.MOUTH_PRESS_LEFT, N.MOUTH_PRESS_RIGHT, 0.45 * c),
-        (N.MOUTH_UPPER_UP_LEFT, N.MOUTH_UPPER_UP_RIGHT, 0.3 * lab + (0.2 * o + 0.1 * sib) * shut),
-        (N.MOUTH_LOWER_DOWN_LEFT, N.MOUTH_LOWER_DOWN_RIGHT, 0.35 * o * (1.0 - lab) * shut),
-        (N.CHEEK_SQUINT_LEFT, N.CHEEK_SQUINT_RIGHT, 0.1 * sp),
-        (N.BROW_OUTER_UP_LEFT, N.BROW_OUTER_UP_RIGHT, 0.3 * acc),
-    ):
-        out[:, left] = val
-        out[:, right] = val
-    out[:, N.MOUTH_ROLL_LOWER] = 0.2 * c + 0.6 * lab
-    out[:, N.MOUTH_ROLL_UPPER] = 0.15 * c
-    out[:, N.MOUTH_SHRUG_UPPER] = 0.25 * lab
-    out[:, N.MOUTH_SHRUG_LOWER] = 0.15 * c
-    out[:, N.BROW_INNER_UP] = 0.5 * acc
-    out[:, N.HEAD_PITCH] = 0.02 * acc  # a nod of up to 3.6° on accents (rotation / 180°)
     return out
