@@ -133,7 +133,8 @@ def espeak_sample(rng: np.random.Generator, voice: str) -> Sample:
 
 def espeak_spans(phones: list[tuple[str, float]], total: float) -> list[tuple[int, float, float]]:
     """Class spans from espeak phoneme starts. Stops are marked at their release: their
-    closure (up to 50 ms, at most half the previous phone) is moved before the mark."""
+    closure (up to 50 ms, at most half the previous phone) is moved before the mark, and
+    from the release on the frames take the next phone's class (the mouth opens there)."""
     spans = []
     for i, (name, start) in enumerate(phones):
         end = phones[i + 1][1] if i + 1 < len(phones) else total
@@ -144,10 +145,9 @@ def espeak_spans(phones: list[tuple[str, float]], total: float) -> list[tuple[in
             prev = spans[-2]
             closure = min(0.05, 0.5 * (start - prev[1]))
             prev[2] = spans[-1][1] = start - closure
-            after = min(end, start + 0.01)  # the release; the rest leads into the next phone
-            if after < end and i + 1 < len(phones):
-                spans[-1][2] = after
-                spans.append([espeak_class(phones[i + 1][0]), after, end])
+            if i + 1 < len(phones):  # the lips part at the release: the next phone's shape
+                spans[-1][2] = start
+                spans.append([espeak_class(phones[i + 1][0]), start, end])
     return [tuple(s) for s in spans]
 
 

@@ -133,7 +133,7 @@ def train(mode: str, epochs: int, seed: int, corpus: Path, threads: int) -> None
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=tuple(LOOKAHEAD), default="causal")
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--corpus", type=Path, default=CACHE / "corpus.npz")
