@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from threadpoolctl import threadpool_limits
 
 from nsplayer.asgi import BACKLOG, DeadlineProtocol, StoppableUvicorn, bind_tcp, in_background
 from nsplayer.audio.sources import MAX_RATE, MIN_RATE
@@ -201,8 +202,12 @@ _worker_flags: bytearray | None = None  # in a worker process: the server's hang
 
 
 def _init_worker(flags: bytearray) -> None:
+    """One BLAS thread per worker process: the pool already has a process per core, and
+    more threads each would fight over them (2 workers on 2 cores: 40 instead of 140-300 s
+    of audio per second with the learned model)."""
     global _worker_flags
     _worker_flags = flags
+    threadpool_limits(1)
 
 
 def _job(
