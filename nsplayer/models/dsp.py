@@ -25,10 +25,9 @@ import math
 
 import numpy as np
 
-from nsplayer.audio import MIN_RATE
 from nsplayer.models.base import N_SHAPES
 from nsplayer.models.features import WINDOW_S, Analyzer, Features
-from nsplayer.models.mouth import CLOSED, N_STATE, Dynamics, to_channels
+from nsplayer.models.mouth import CLOSED, N_STATE, Dynamics, check_stream, to_channels
 
 OVERSAMPLE = 2  # analysis frames per output frame: closures of 30 ms need ~8 ms steps
 CONTEXT_S = 0.15  # how far back (and, offline, ahead) "inside speech" and level drops look
@@ -139,8 +138,7 @@ class DspModel:
     idle_from_frame = None  # it never stops speaking (see FaceModel)
 
     def __init__(self, sample_rate: int, fps: int = 60, causal: bool = True) -> None:
-        if sample_rate < MIN_RATE or fps <= 0:
-            raise ValueError(f"unsupported sample rate {sample_rate} Hz or fps {fps}")
+        check_stream(sample_rate, fps)
         self.sample_rate = int(sample_rate)
         self.fps = int(fps)
         self.causal = causal

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nsplayer.audio import MIN_RATE
 from nsplayer.models.base import N_SHAPES
 from nsplayer.models.features import MEL_BANDS, MEL_HOP_S, MEL_WINDOW_S, MelAnalyzer
-from nsplayer.models.mouth import N_STATE, Dynamics, to_channels
+from nsplayer.models.mouth import N_STATE, Dynamics, check_stream, to_channels
 
 VISEMES = (
     "silence",
@@ -136,8 +135,7 @@ class LearnedModel:
     idle_from_frame = None  # it never stops speaking (see FaceModel)
 
     def __init__(self, sample_rate: int, fps: int = 60, causal: bool = True) -> None:
-        if sample_rate < MIN_RATE or fps <= 0:
-            raise ValueError(f"unsupported sample rate {sample_rate} Hz or fps {fps}")
+        check_stream(sample_rate, fps)
         self.sample_rate = int(sample_rate)
         self.fps = int(fps)
         self.causal = causal

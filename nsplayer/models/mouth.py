@@ -6,11 +6,18 @@ from __future__ import annotations
 import numpy as np
 
 from livelink import names as N
+from nsplayer.audio import MIN_RATE
 from nsplayer.models.base import N_SHAPES
 
 # Shape order in the target/state vectors.
 OPEN, CLOSED, ROUND, SPREAD, LABIO, SIBIL, ACCENT = range(7)
 N_STATE = 7
+
+
+def check_stream(sample_rate: int, fps: int) -> None:
+    """Both embedded models' guard, for callers that build them without the factory."""
+    if sample_rate < MIN_RATE or fps <= 0:
+        raise ValueError(f"unsupported sample rate {sample_rate} Hz or fps {fps}")
 
 
 class Dynamics:
