@@ -23,6 +23,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -33,7 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-from livelink import FrameTime, LiveLinkSender, write_csv
+from livelink import CsvWriter, FrameTime, LiveLinkSender
 from livelink.frametime import DAY_S
 from livelink.names import N_VALUES
 from nsplayer.animation import Animator, Gains, IdleSettings
@@ -125,33 +126,44 @@ class Timecode:
 
 
 class Recording:
-    """Every frame a performer handed over, in float32 blocks (``--save-csv``)."""
+    """Every frame a performer handed over (``--save-csv``). Full blocks go to an unnamed
+    temporary file, so a day of ``live`` holds one block in memory, not a day of frames."""
 
     _BLOCK = 4096
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._blocks: list[np.ndarray] = []
+        self._spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed by write)
+        self._block = np.empty((self._BLOCK, N_VALUES), np.float32)
         self._n = 0
         self.start: FrameTime | None = None
 
     def add(self, values: np.ndarray, frame_time: FrameTime) -> None:
         if self.start is None:
             self.start = frame_time
-        if self._n % self._BLOCK == 0:
-            self._blocks.append(np.empty((self._BLOCK, N_VALUES), np.float32))
-        self._blocks[-1][self._n % self._BLOCK] = values
+        self._block[self._n % self._BLOCK] = values
         self._n += 1
+        if self._n % self._BLOCK == 0:
+            self._spill.write(self._block.tobytes())
 
     def write(self, lost: list[int], fps: int) -> None:
         """Write what was sent: every handed frame but those the pacer dropped."""
-        blocks = [np.empty((0, N_VALUES), np.float32), *self._blocks]
-        values = np.delete(np.concatenate(blocks)[: self._n], lost, axis=0)
+        self._spill.write(self._block[: self._n % self._BLOCK].tobytes())
+        self._spill.seek(0)
         start = self.start or FrameTime(0, 0.0, fps, 1)
+        lost_rows = np.asarray(lost, np.int64)
         try:
-            write_csv(self.path, values, fps, start=start)
+            with self.path.open("w", newline="", encoding="utf-8") as handle:
+                writer = CsvWriter(handle, fps, start)
+                for first in range(0, self._n, self._BLOCK):
+                    raw = self._spill.read(self._BLOCK * N_VALUES * 4)
+                    rows = np.frombuffer(raw, np.float32).reshape(-1, N_VALUES)
+                    index = np.arange(first, first + len(rows))
+                    writer.write(rows[~np.isin(index, lost_rows)])
         except OSError as exc:
             raise NsplayerError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        finally:
+            self._spill.close()
 
 
 class Performer:

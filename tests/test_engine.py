@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from conftest import SteppingClock
 
+from livelink import FrameTime, read_csv
+from livelink.names import N_VALUES
 from nsplayer.audio.sinks import NullSink
-from nsplayer.engine import Conductor, Performer
+from nsplayer.engine import Conductor, Performer, Recording
 
 SR = 16000
 FPS = 60
@@ -225,3 +227,21 @@ def test_silence_eases_the_mouth_to_rest_and_the_stale_slot_is_not_spoken(make):
     assert not anna.speaking
     index = sent(conductor, anna)[0]
     assert index.max() < 62
+
+
+def test_recording_spills_blocks_and_writes_every_kept_frame_in_order(tmp_path):
+    """A long recording holds one block in memory; the CSV has each frame not lost, once,
+    in order, across block boundaries, stamped on from the first frame's time."""
+    path = tmp_path / "take.csv"
+    rec = Recording(path)
+    n = 2 * Recording._BLOCK + 123
+    rows = np.random.default_rng(3).random((n, N_VALUES), dtype=np.float32)
+    start = FrameTime(3600 * 60 + 5, 0.0, 60)
+    for i, row in enumerate(rows):
+        rec.add(row, start if i == 0 else FrameTime(0, 0.0, 60))
+    lost = [0, Recording._BLOCK - 1, Recording._BLOCK, n - 1]
+    rec.write(lost, 60)
+    take = read_csv(path)
+    np.testing.assert_array_equal(take.values, np.delete(rows, lost, axis=0))
+    assert take.frames[0] == start.frame
+    assert np.all(np.diff(take.frames) == 1)
