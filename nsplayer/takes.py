@@ -16,6 +16,7 @@ import numpy as np
 
 from livelink import read_csv
 from nsplayer.errors import NsplayerError
+from nsplayer.framerate import resample_rows
 from nsplayer.models.base import EMOTION_NAMES, N_SHAPES, N_WITH_EMOTIONS
 
 MAX_JSON_BYTES = 32 * 1024 * 1024  # ~10 min at 60 fps; longer takes go to CSV or .npy
@@ -38,7 +39,7 @@ def load_rows(path: Path, fps: int) -> np.ndarray:
         raise _error(f"{path}: not a {_WHAT[kind]} we can read ({detail})") from None
     if len(rows) == 0:
         raise _error(f"{path}: the take has no frames")
-    return _resample(rows, rate, fps)
+    return resample_rows(rows, rate, fps)
 
 
 def _error(text: str) -> NsplayerError:
@@ -119,17 +120,3 @@ _READERS: dict[str, Callable[[Path, int], tuple[np.ndarray, float]]] = {
     "json": _json,
     "npy": _npy,
 }
-
-
-def _resample(rows: np.ndarray, rate: float, fps: int) -> np.ndarray:
-    """Rows at ``rate`` to rows at ``fps``, column by column (one float64 column at a time)."""
-    rows = np.asarray(rows, np.float32)
-    if abs(rate - fps) < 1e-6 or len(rows) < 2:
-        return rows
-    count = int((len(rows) - 1) / rate * fps + 1e-9) + 1
-    t_out = np.arange(count) / fps
-    t_in = np.arange(len(rows)) / rate
-    out = np.empty((count, rows.shape[1]), np.float32)
-    for j in range(rows.shape[1]):
-        out[:, j] = np.interp(t_out, t_in, rows[:, j])
-    return out

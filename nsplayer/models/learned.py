@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nsplayer.models.base import N_SHAPES
+from nsplayer.framerate import RowResampler
 from nsplayer.models.features import MEL_BANDS, MEL_HOP_S, MEL_WINDOW_S, MelAnalyzer
 from nsplayer.models.mouth import N_STATE, Dynamics, check_stream, to_channels
 
@@ -147,12 +147,10 @@ class LearnedModel:
         self._dyn.state = rest[0].tolist()  # at rest, as after a long silence
         # Frame i interpolates states floor(t/hop) and the one after: one more hop.
         self.lookahead_s = MEL_WINDOW_S / 2 + (self._net.lookahead + 1) * MEL_HOP_S
-        self._states = np.zeros((0, N_STATE))  # states of 10 ms frames from _state_start on
-        self._state_start = 0
+        self._frames = RowResampler(1.0 / MEL_HOP_S, self.fps, N_STATE, np.float64)
         self._mel_pending = np.zeros((0, self._an.push(np.zeros(0)).shape[1]), np.float32)
         self._net_out = 0  # network outputs so far (the first `lookahead` are discarded)
         self._samples = 0
-        self._emitted = 0
 
     def feed(self, pcm: np.ndarray) -> np.ndarray:
         """Consume mono float32 samples; return the frames now known, shape (n, 61)."""
@@ -172,6 +170,7 @@ class LearnedModel:
         """Nothing to release: the model is plain arrays."""
 
     def _process(self, mel: np.ndarray, limit: int | None) -> np.ndarray:
+        states = np.zeros((0, N_STATE))
         if len(mel):
             post = self._net.run(mel)
             self._mel_pending = np.concatenate([self._mel_pending, mel])
@@ -183,25 +182,4 @@ class LearnedModel:
                 self._mel_pending[len(post) :],
             )
             states = self._dyn.run(targets(post, mel_rows))
-            self._states = np.concatenate([self._states, states])
-        return self._emit(limit)
-
-    def _emit(self, limit: int | None) -> np.ndarray:
-        have = self._state_start + len(self._states)  # states 0..have-1 are known
-        # Frame i sits at state position i * step: it needs the states around it.
-        step = 1.0 / (self.fps * MEL_HOP_S)
-        stop = math.floor((have - 1) / step + 1e-9) + 1 if have else 0
-        if limit is not None:
-            stop = min(stop, limit)
-        if stop <= self._emitted:
-            return np.zeros((0, N_SHAPES), np.float32)
-        t = np.arange(self._emitted, stop) * step
-        j = np.floor(t + 1e-9).astype(int)
-        frac = (t - j)[:, None]
-        a = j - self._state_start
-        b = np.minimum(a + 1, len(self._states) - 1)
-        s = self._states[a] * (1.0 - frac) + self._states[b] * frac
-        self._emitted = stop
-        keep = min(int(np.floor(stop * step + 1e-9)) - self._state_start, len(self._states))
-        self._states, self._state_start = self._states[keep:], self._state_start + keep
-        return to_channels(s)
+        return to_channels(self._frames.push(states, limit))

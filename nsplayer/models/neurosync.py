@@ -34,6 +34,7 @@ import numpy as np
 import soundfile as sf
 
 from nsplayer.errors import NsplayerError
+from nsplayer.framerate import RowResampler
 from nsplayer.models.base import (
     N_SHAPES,
     N_WITH_EMOTIONS,
@@ -309,47 +310,6 @@ class Workers:
                 future.set_exception(exc)
 
 
-class _Resampler:
-    """60 fps rows in, ``fps`` rows out (linear interpolation), streaming."""
-
-    def __init__(self, fps: int) -> None:
-        self.fps = fps
-        self._rows: np.ndarray | None = None  # kept 60 fps rows, first is _base
-        self._base = 0
-        self._out = 0  # output frames emitted
-
-    def push(self, rows: np.ndarray) -> np.ndarray:
-        if len(rows):
-            self._rows = rows if self._rows is None else np.concatenate([self._rows, rows])
-        return self._emit(None)
-
-    def finish(self, n_out: int) -> np.ndarray:
-        return self._emit(n_out)
-
-    def _emit(self, n_out: int | None) -> np.ndarray:
-        if self._rows is None:
-            return np.zeros((0, N_SHAPES), np.float32)
-        end = self._base + len(self._rows)  # 60 fps rows known
-        out = []
-        while True:
-            pos = self._out * SERVER_FPS / self.fps
-            i = math.floor(pos)
-            frac = pos - i
-            if n_out is None:
-                if i + (1 if frac else 0) >= end:
-                    break
-            elif self._out >= n_out:
-                break
-            a = self._rows[min(i, end - 1) - self._base]
-            b = self._rows[min(i + 1, end - 1) - self._base]
-            out.append(a + (b - a) * np.float32(frac))
-            self._out += 1
-        keep = max(0, min(math.floor(self._out * SERVER_FPS / self.fps), end - 1) - self._base)
-        self._rows, self._base = self._rows[keep:], self._base + keep
-        width = self._rows.shape[1]
-        return np.asarray(out, np.float32).reshape(-1, width)
-
-
 class NeuroSyncModel(FaceModel):
     """FaceModel over a NeuroSync-compatible HTTP endpoint (see the module docstring)."""
 
@@ -386,7 +346,7 @@ class NeuroSyncModel(FaceModel):
         self._emitted = 0  # 60 fps frames emitted
         self.answered = False
         self._width: int | None = None
-        self._out = _Resampler(self.fps)
+        self._out = RowResampler(SERVER_FPS, self.fps, N_SHAPES)
 
     # --- FaceModel -------------------------------------------------------------------------
 
