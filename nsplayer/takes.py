@@ -22,6 +22,7 @@ from nsplayer.models.base import EMOTION_NAMES, N_SHAPES, N_WITH_EMOTIONS
 MAX_JSON_BYTES = 32 * 1024 * 1024  # ~10 min at 60 fps; longer takes go to CSV or .npy
 MAX_ERROR = 200  # characters of an error line
 NEUROSYNC_FPS = 60  # NeuroSync's JSON answer has no fps field
+MIN_RATE, MAX_RATE = 1, 240  # rows per second of a take: sparser ones would balloon on resampling
 _AUDIO_MAGIC = (b"RIFF", b"fLaC", b"OggS", b"ID3", b"FORM", b"\xff\xfb", b"\xff\xf3")
 _WHAT = {"csv": "Live Link Face CSV", "json": "JSON take", "npy": ".npy take"}
 
@@ -68,6 +69,11 @@ def _kind(path: Path) -> str:
 
 def _csv(path: Path, fps: int) -> tuple[np.ndarray, float]:
     take = read_csv(path)
+    if not MIN_RATE <= take.rate <= MAX_RATE:
+        apart = f"{1 / take.rate:.3g} s"
+        raise ValueError(
+            f"its rows are {apart} apart; a take has {MIN_RATE}..{MAX_RATE} per second"
+        )
     extra = {name.lower(): column for name, column in take.extra.items()}
     emotions = [extra.get(name.lower()) for name in EMOTION_NAMES]
     if not all(e is not None and e.dtype.kind == "f" for e in emotions):
@@ -91,8 +97,10 @@ def _json(path: Path, fps: int) -> tuple[np.ndarray, float]:
     if not isinstance(body, dict) or "blendshapes" not in body:
         raise ValueError('expected {"fps": N, "blendshapes": [[61 or 68 numbers], ...]}')
     rate = body.get("fps", NEUROSYNC_FPS)
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 1 <= rate <= 240:
-        raise ValueError("'fps' must be a number in 1..240")
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        rate = -1
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise ValueError(f"'fps' must be a number in {MIN_RATE}..{MAX_RATE}")
     try:
         rows = np.array(body["blendshapes"], dtype=np.float32)
     except TypeError:

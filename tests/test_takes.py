@@ -20,6 +20,16 @@ RNG = np.random.default_rng(7)
 FRAMES = RNG.uniform(0, 1, (60, 68)).astype(np.float32)  # 2 s at 30 fps, with emotions
 
 
+# 7 KB: rows an hour apart, which resampled to 60 fps would be 5 M rows (1.2 GB).
+SPARSE_CSV = (
+    "\n".join(
+        ["Timecode,BlendshapeCount," + ",".join(CSV_ORDER)]
+        + [f"{h:02d}:00:00:00.000,61," + ",".join(["0.1"] * 61) for h in range(24)]
+    )
+    + "\n"
+).encode()
+
+
 def one_line(info: pytest.ExceptionInfo) -> str:
     text = str(info.value)
     assert "\n" not in text and len(text) <= MAX_ERROR, text
@@ -76,6 +86,7 @@ def test_neurosync_shapes_csv_keeps_its_length(tmp_path: Path) -> None:
         ("bad.npy", b"\x93NUMPY\x01\x00garbage", "not a .npy take we can read"),
         ("quote.csv", b'Timecode,"' + b"x" * 200_000, "unbalanced quote"),
         ("header.csv", b"a,b\n1,2\n", "no Live Link Face header"),
+        ("sparse.csv", SPARSE_CSV, "rows are 3.6e+03 s apart; a take has 1..240 per second"),
     ],
 )
 def test_bad_takes_are_one_short_line(tmp_path: Path, name: str, data, message: str) -> None:
