@@ -15,8 +15,9 @@ Held out (never written to the training corpus): the espeak variants the lipsync
 uses (f2, f3, m3 and the plain voices), the flite voices in ``HELD_OUT``, the Kokoro US
 speakers in ``kokoro.US_HELD_OUT`` and every UK Kokoro speaker.
 
-Run: ``python -m training.corpus`` (cached in training/.cache/corpus.npz; ``--small`` for a
-quick try). Seeded: the same command gives the same corpus.
+Run: ``python -m training.corpus`` (written to training/.cache/corpus-k3600.npz; ``--kokoro
+2400`` gives the causal network's corpus, the same utterances but the last 1200 Kokoro ones;
+``--small`` for a quick try). Seeded: the same command gives the same corpus.
 """
 
 from __future__ import annotations
@@ -374,9 +375,10 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="a tenth of the corpus")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--kokoro", type=int, default=3600, help="Kokoro utterances (v4: 2400)")
     args = ap.parse_args()
-    counts = (300, 120, 40) if args.small else (5000, 3200, 2400)
-    name = "corpus-small.npz" if args.small else "corpus.npz"
+    counts = (300, 120, 40) if args.small else (5000, 3200, args.kokoro)
+    name = "corpus-small.npz" if args.small else f"corpus-k{args.kokoro}.npz"
     build(counts, args.seed, CACHE / name, args.procs)
 
 

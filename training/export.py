@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from nsplayer.models import learned
-from training.train import CACHE, DILATIONS, Net
+from training.train import CACHE, Net
 
 OUT = learned.WEIGHTS_DIR / learned.WEIGHTS
 
@@ -24,7 +24,7 @@ def arrays(mode: str) -> dict[str, np.ndarray]:
     out = {f"{mode}/{k.replace('convs.', 'conv')}": v for k, v in ckpt["state"].items()}
     out[f"{mode}/mean"] = ckpt["mean"]
     out[f"{mode}/std"] = ckpt["std"]
-    out[f"{mode}/dilations"] = np.array(DILATIONS)
+    out[f"{mode}/dilations"] = np.array(ckpt["dilations"])
     out[f"{mode}/lookahead"] = np.array(ckpt["lookahead"])
     return {k: (v.astype(np.float32) if v.dtype.kind == "f" else v) for k, v in out.items()}
 
@@ -32,7 +32,7 @@ def arrays(mode: str) -> dict[str, np.ndarray]:
 def check(mode: str, w: dict[str, np.ndarray]) -> float:
     """Largest difference between torch and the numpy network on 300 random frames."""
     ckpt = torch.load(CACHE / f"{mode}.pt", weights_only=False)
-    net = Net(len(ckpt["mean"]))
+    net = Net(len(ckpt["mean"]), ckpt["channels"], ckpt["dilations"])
     net.load_state_dict({k: torch.from_numpy(v) for k, v in ckpt["state"].items()})
     net.eval()  # no dropout
     x = np.random.default_rng(0).normal(-30, 15, (300, len(ckpt["mean"]))).astype(np.float32)

@@ -1,11 +1,14 @@
-"""Train the learned model's network (torch, CPU) on training/.cache/corpus.npz.
+"""Train one of the learned model's networks (torch, CPU) on a corpus from training/corpus.py.
 
 A dilated causal 1-D convolution network over ``MelAnalyzer`` rows, 10 ms apart: an input
-layer, residual layers with dilations 1, 2, 4, 8 (320 ms of past context), a linear
-read-out to ``VISEMES``. It is trained to give frame j's class after seeing frame
-j + lookahead: 1 frame for causal use (``--mode causal``), more offline. Cross-entropy with
-class weights (inverse square root of frequency), AdamW, seeded; 5 % of utterances are kept
-for validation. Saves training/.cache/<mode>.pt.
+layer, residual layers, a linear read-out to ``VISEMES``. It is trained to give frame j's
+class after seeing frame j + lookahead. Each mode has its recipe (``RECIPES``): the causal
+network (``live``, ``play -``; 1 frame of look-ahead) is v4's, 96 channels with 320 ms of
+past context on the corpus with 2400 Kokoro utterances; the offline one (files, 8 frames)
+has 128 channels, 640 ms of context (enough of the speaker's voice to judge a vowel
+against), frequency masking (``mask_bands``) and the corpus with 3600. Cross-entropy with
+class weights (inverse square root of frequency), AdamW, seeded; 5 % of utterances are
+kept for validation. Saves training/.cache/<mode>.pt.
 
 Run: ``python -m training.train --mode causal`` then ``--mode offline``.
 """
@@ -14,32 +17,51 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from nsplayer.models.features import MEL_BANDS
 from nsplayer.models.learned import VISEMES
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-LOOKAHEAD = {"causal": 1, "offline": 8}
-DILATIONS = (1, 1, 2, 4, 8)
 KERNEL = 3
-CHANNELS = 96
 SEGMENT = 400  # frames per training example (4 s)
 DROPOUT = 0.15  # after every layer, in training: fewer voice-specific features
+MASK_BANDS = 6  # frequency masking hides up to this many adjacent mel bands
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One network's shape and data: look-ahead in frames, width, dilations, the share of
+    segments with masked bands, and the corpus (``corpus.py --kokoro N``)."""
+
+    lookahead: int
+    channels: int
+    dilations: tuple[int, ...]
+    mask_p: float
+    corpus: str
+
+
+RECIPES = {
+    # v4's causal network: the larger v5 one read noise in pauses as speech (silence 62-76 %).
+    "causal": Recipe(1, 96, (1, 1, 2, 4, 8), 0.0, "corpus-k2400.npz"),
+    "offline": Recipe(8, 128, (1, 1, 2, 4, 8, 16), 0.5, "corpus-k3600.npz"),
+}
 
 
 class Net(nn.Module):
     """conv0 (input), conv1..: residual ReLU layers, out: linear read-out."""
 
-    def __init__(self, n_in: int, channels: int = CHANNELS) -> None:
+    def __init__(self, n_in: int, channels: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
-        self.dilations = DILATIONS
+        self.dilations = tuple(dilations)
         self.convs = nn.ModuleList(
             nn.Conv1d(n_in if i == 0 else channels, channels, KERNEL, dilation=d)
-            for i, d in enumerate(DILATIONS)
+            for i, d in enumerate(self.dilations)
         )
         self.out = nn.Linear(channels, len(VISEMES))
         self.drop = nn.Dropout(DROPOUT)
@@ -60,7 +82,7 @@ def load(path: Path):
     return x, y, list(zip(starts.tolist(), lengths.tolist(), strict=True))
 
 
-def batches(x, y, utts, lookahead, rng, batch):
+def batches(x, y, utts, lookahead, rng, batch, mask_p):
     """Random (x, y) segments; y is shifted so that output t predicts frame t - lookahead."""
     order = rng.permutation(len(utts))
     for k in range(0, len(order), batch):
@@ -72,10 +94,22 @@ def batches(x, y, utts, lookahead, rng, batch):
             xx = np.zeros((SEGMENT, x.shape[1]), np.float32)
             yy = np.full(SEGMENT, -100, np.int64)  # ignored positions
             xx[: b - a] = x[a:b]
+            if mask_p and rng.random() < mask_p:
+                mask_bands(xx, rng)
             yy[lookahead : b - a] = y[a : b - lookahead]
             xs.append(xx)
             ys.append(yy)
         yield torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+
+
+def mask_bands(xx: np.ndarray, rng: np.random.Generator) -> None:
+    """Hide a few adjacent mel bands, in both the level and the speaker-relative halves, for
+    a whole segment (set to their mean): a formant must be read from more than one band,
+    as it must on a voice or a microphone the corpus does not have."""
+    width = int(rng.integers(1, MASK_BANDS + 1))
+    lo = int(rng.integers(0, MEL_BANDS - width + 1))
+    xx[:, lo : lo + width] = 0.0
+    xx[:, MEL_BANDS + 1 + lo : MEL_BANDS + 1 + lo + width] = 0.0
 
 
 def evaluate(net, x, y, utts, lookahead) -> tuple[float, np.ndarray]:
@@ -92,11 +126,12 @@ def evaluate(net, x, y, utts, lookahead) -> tuple[float, np.ndarray]:
     return hits.sum() / counts.sum(), hits / np.maximum(counts, 1)
 
 
-def train(mode: str, epochs: int, seed: int, corpus: Path, threads: int) -> None:
+def train(mode: str, epochs: int, seed: int, corpus: Path | None, threads: int) -> None:
+    recipe = RECIPES[mode]
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
-    x, y, utts = load(corpus)
+    x, y, utts = load(corpus or CACHE / recipe.corpus)
     mean, std = x.mean(0), x.std(0) + 1e-3
     x = (x - mean) / std
     perm = rng.permutation(len(utts))
@@ -105,16 +140,16 @@ def train(mode: str, epochs: int, seed: int, corpus: Path, threads: int) -> None
     tr = [utts[i] for i in perm[n_val:]]
     freq = np.bincount(y, minlength=len(VISEMES)) / len(y)
     weight = torch.tensor((1.0 / np.sqrt(freq + 1e-4)) / np.mean(1.0 / np.sqrt(freq + 1e-4)))
-    net = Net(x.shape[1])
+    net = Net(x.shape[1], recipe.channels, recipe.dilations)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     steps = epochs * int(np.ceil(len(tr) / 32))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss(weight=weight.float(), ignore_index=-100, label_smoothing=0.05)
-    look = LOOKAHEAD[mode]
+    look = recipe.lookahead
     for epoch in range(epochs):
         t0, total = time.time(), 0.0
         net.train()
-        for xb, yb in batches(x, y, tr, look, rng, 32):
+        for xb, yb in batches(x, y, tr, look, rng, 32, recipe.mask_p):
             loss = loss_fn(net(xb).reshape(-1, len(VISEMES)), yb.reshape(-1))
             opt.zero_grad()
             loss.backward()
@@ -127,16 +162,19 @@ def train(mode: str, epochs: int, seed: int, corpus: Path, threads: int) -> None
         print(f"{mode} epoch {epoch + 1}/{epochs} loss {total:.1f} val {acc:.3f} | {cells} "
               f"({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
     state = {k: v.numpy() for k, v in net.state_dict().items()}
-    torch.save({"state": state, "mean": mean, "std": std, "lookahead": look}, CACHE / f"{mode}.pt")
+    shape = {"channels": recipe.channels, "dilations": recipe.dilations}
+    torch.save(
+        {"state": state, "mean": mean, "std": std, "lookahead": look, **shape}, CACHE / f"{mode}.pt"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=tuple(LOOKAHEAD), default="causal")
+    ap.add_argument("--mode", choices=tuple(RECIPES), default="causal")
     ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--corpus", type=Path, default=CACHE / "corpus.npz")
+    ap.add_argument("--corpus", type=Path, help="default: the recipe's, in training/.cache")
     args = ap.parse_args()
     train(args.mode, args.epochs, args.seed, args.corpus, args.threads)
 
