@@ -156,3 +156,13 @@ def test_delayed_audio_gives_the_same_frames_later(causal: bool) -> None:
     a = run(x, 16000, causal=causal)
     b = run(np.concatenate([np.zeros(800, np.float32), x]), 16000, causal=causal)
     np.testing.assert_allclose(b[k : k + len(a) - 10], a[:-10], atol=1e-4)
+
+
+def test_holds_blas_to_one_thread() -> None:
+    """Its small products every few ms would otherwise wake BLAS threads that spin between
+    calls (4.6 s of CPU for 10 s of play, instead of 1.3)."""
+    from threadpoolctl import threadpool_info
+
+    create_model("learned", 16000, 60)
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
