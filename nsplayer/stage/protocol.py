@@ -144,7 +144,7 @@ def _session(obj: dict) -> SessionUpdate:
             f"sample_rate must be an integer {MIN_RATE}..{MAX_RATE}, not {_short(rate)}",
         )
     encoding = obj.get("encoding", "pcm_s16le")
-    if encoding not in ENCODINGS:
+    if not isinstance(encoding, str) or encoding not in ENCODINGS:  # {} or [] are unhashable
         raise ProtocolError(
             "bad_field", f"encoding must be {' or '.join(ENCODINGS)}, not {_short(encoding)}"
         )
