@@ -97,9 +97,8 @@ def _json(path: Path, fps: int) -> tuple[np.ndarray, float]:
     if not isinstance(body, dict) or "blendshapes" not in body:
         raise ValueError('expected {"fps": N, "blendshapes": [[61 or 68 numbers], ...]}')
     rate = body.get("fps", NEUROSYNC_FPS)
-    if isinstance(rate, bool) or not isinstance(rate, int | float):
-        rate = -1
-    if not MIN_RATE <= rate <= MAX_RATE:
+    is_number = isinstance(rate, int | float) and not isinstance(rate, bool)
+    if not is_number or not MIN_RATE <= rate <= MAX_RATE:
         raise ValueError(f"'fps' must be a number in {MIN_RATE}..{MAX_RATE}")
     try:
         rows = np.array(body["blendshapes"], dtype=np.float32)
