@@ -2,8 +2,9 @@
 
 Sources: espeak-ng (C library phoneme events, many accents x voice variants, speeds and
 pitches), flite (``flite -psdur`` segment end times), festival's ked diphone voice
-(``utt.save.segs``) and Kokoro-82M's US voices and blends of them (its predicted phoneme
-times, lag-corrected: ``training/kokoro.py``). Texts are random word sequences from
+(``utt.save.segs``) and Kokoro-82M's US voices, its voices of other languages speaking
+English (accented English) and blends (its predicted phoneme times, lag-corrected:
+``training/kokoro.py``). Texts are random word sequences from
 ``WORDS`` (never the benchmark's sentences). Each utterance gets silence around it and, at
 random, speed change, reverberation, a microphone's colouring, band limiting (8 or 16 kHz),
 codec-like mu-law, noise (white, pink, brown, hum; SNR 0-30 dB) and gain; then the very
@@ -15,9 +16,10 @@ Held out (never written to the training corpus): the espeak variants the lipsync
 uses (f2, f3, m3 and the plain voices), the flite voices in ``HELD_OUT``, the Kokoro US
 speakers in ``kokoro.US_HELD_OUT`` and every UK Kokoro speaker.
 
-Run: ``python -m training.corpus`` (written to training/.cache/corpus-k3600.npz; ``--kokoro
-2400`` gives the causal network's corpus, the same utterances but the last 1200 Kokoro ones;
-``--small`` for a quick try). Seeded: the same command gives the same corpus.
+Run: ``python -m training.corpus`` (written to training/.cache/corpus-k3600-a1200.npz:
+3600 Kokoro US utterances, 1200 accented; ``--kokoro 2400 --accented 0`` gives v4's
+corpus, the same utterances less the accented ones and the last 1200 US ones; ``--small``
+for a quick try). Seeded: the same command gives the same corpus.
 """
 
 from __future__ import annotations
@@ -194,9 +196,10 @@ _SPEAKER: kokoro.Speaker | None = None  # one Kokoro session per corpus worker
 
 
 def kokoro_sample(rng: np.random.Generator, voice: str) -> Sample:
-    """Kokoro-82M: a training US voice, or a blend of two (another speaker); US English or,
-    on a fifth, British pronunciations; speed 0.8-1.25. Phones already corrected for the
-    lag of Kokoro's times. Cached: Kokoro costs about half of real time per core."""
+    """Kokoro-82M: a training US or accented voice, or a blend with a US one (another
+    speaker); US English or, on a fifth, British pronunciations; speed 0.8-1.25. Phones
+    already corrected for the lag of Kokoro's times. Cached: Kokoro costs about half of real
+    time per core."""
     global _SPEAKER
     cached = CACHE / "kokoro" / "raw" / f"{voice}-{int(rng.integers(1 << 62))}.npz"
     text, lang = random_text(rng), ("en-gb" if rng.random() < 0.2 else "en-us")
@@ -337,7 +340,10 @@ def make(job: tuple[str, str, int]) -> tuple[np.ndarray, np.ndarray, str]:
     return x.astype(np.float16), labels(s.spans, len(x)), s.group
 
 
-def jobs(n_espeak: int, n_other: int, n_kokoro: int, seed: int) -> list[tuple[str, str, int]]:
+def jobs(counts: tuple[int, int, int, int], seed: int) -> list[tuple[str, str, int]]:
+    """Seeded jobs: espeak-ng, flite/festival, Kokoro US, Kokoro accented, in that order (a
+    larger count adds jobs at its end, so a smaller corpus is a prefix of each group)."""
+    n_espeak, n_other, n_kokoro, n_accented = counts
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n_espeak):
@@ -348,15 +354,18 @@ def jobs(n_espeak: int, n_other: int, n_kokoro: int, seed: int) -> list[tuple[st
     for k in range(n_other):
         engine, voice = voices[k % len(voices)]
         out.append((engine, voice, seed * 1_000_003 + n_espeak + k))
+    base = seed * 1_000_003 + n_espeak + n_other
     for k in range(n_kokoro):
-        voice = kokoro.TRAIN_VOICES[k % len(kokoro.TRAIN_VOICES)]
-        out.append(("kokoro", voice, seed * 1_000_003 + n_espeak + n_other + k))
+        out.append(("kokoro", kokoro.TRAIN_VOICES[k % len(kokoro.TRAIN_VOICES)], base + k))
+    for k in range(n_accented):
+        voice = kokoro.ACCENTED_VOICES[k % len(kokoro.ACCENTED_VOICES)]
+        out.append(("kokoro", voice, base + n_kokoro + k))
     return out
 
 
-def build(counts: tuple[int, int, int], seed: int, path: Path, procs: int) -> None:
+def build(counts: tuple[int, int, int, int], seed: int, path: Path, procs: int) -> None:
     with Pool(procs) as pool:
-        made = pool.map(make, jobs(*counts, seed), chunksize=8)
+        made = pool.map(make, jobs(counts, seed), chunksize=8)
     lengths = np.array([len(x) for x, _, _ in made])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
@@ -370,15 +379,21 @@ def build(counts: tuple[int, int, int], seed: int, path: Path, procs: int) -> No
     print(f"{len(made)} utterances, {hours:.2f} h, {lengths.sum()} frames -> {path}")
 
 
+def corpus_name(n_kokoro: int, n_accented: int) -> str:
+    """corpus-k3600.npz, or corpus-k3600-a1200.npz with accented Kokoro utterances."""
+    return f"corpus-k{n_kokoro}" + (f"-a{n_accented}" if n_accented else "") + ".npz"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="a tenth of the corpus")
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--procs", type=int, default=2)
-    ap.add_argument("--kokoro", type=int, default=3600, help="Kokoro utterances (v4: 2400)")
+    ap.add_argument("--kokoro", type=int, default=3600, help="Kokoro US utterances (v4: 2400)")
+    ap.add_argument("--accented", type=int, default=1200, help="Kokoro accented (v5: 0)")
     args = ap.parse_args()
-    counts = (300, 120, 40) if args.small else (5000, 3200, args.kokoro)
-    name = "corpus-small.npz" if args.small else f"corpus-k{args.kokoro}.npz"
+    counts = (300, 120, 40, 20) if args.small else (5000, 3200, args.kokoro, args.accented)
+    name = "corpus-small.npz" if args.small else corpus_name(args.kokoro, args.accented)
     build(counts, args.seed, CACHE / name, args.procs)
 
 
