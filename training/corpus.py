@@ -16,10 +16,11 @@ Held out (never written to the training corpus): the espeak variants the lipsync
 uses (f2, f3, m3 and the plain voices), the flite voices in ``HELD_OUT``, the Kokoro US
 speakers in ``kokoro.US_HELD_OUT`` and every UK Kokoro speaker.
 
-Run: ``python -m training.corpus`` (written to training/.cache/corpus-k3600-a1200.npz:
-3600 Kokoro US utterances, 1200 accented; ``--kokoro 2400 --accented 0`` gives v4's
-corpus, the same utterances less the accented ones and the last 1200 US ones; ``--small``
-for a quick try). Seeded: the same command gives the same corpus.
+Run: ``python -m training.corpus`` (written to training/.cache/corpus-k3600-a1200.npz, the
+offline network's: 3600 Kokoro US utterances, 1200 accented); ``--accented 0`` gives the
+causal network's corpus-k3600.npz, the same utterances less the accented ones (Kokoro is
+cached: minutes); ``--small`` for a quick try. Seeded: the same command gives the same
+corpus.
 """
 
 from __future__ import annotations
@@ -390,7 +391,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--kokoro", type=int, default=3600, help="Kokoro US utterances (v4: 2400)")
-    ap.add_argument("--accented", type=int, default=1200, help="Kokoro accented (v5: 0)")
+    ap.add_argument("--accented", type=int, default=1200, help="Kokoro accented (causal: 0)")
     args = ap.parse_args()
     counts = (300, 120, 40, 20) if args.small else (5000, 3200, args.kokoro, args.accented)
     name = "corpus-small.npz" if args.small else corpus_name(args.kokoro, args.accented)
