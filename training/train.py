@@ -38,7 +38,7 @@ MASK_BANDS = 6  # frequency masking hides up to this many adjacent mel bands
 @dataclass(frozen=True)
 class Recipe:
     """One network's shape and data: look-ahead in frames, width, dilations, the share of
-    segments with masked bands, and the corpus (``corpus.py --kokoro N``)."""
+    segments with masked bands, and the corpus (``corpus.py --kokoro N --accented M``)."""
 
     lookahead: int
     channels: int
