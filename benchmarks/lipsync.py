@@ -70,6 +70,8 @@ RATES = (140, 175, 210)
 FLITE_SEEN = ("kal16", "rms")  # the learned model trained on these voices (other sentences)
 FLITE_UNSEEN = ("awb", "slt")  # never in its training corpus
 KOKORO_US = ("af_nicole", "am_michael")  # Kokoro US speakers held out of its corpus
+# Kokoro US speakers of its corpus (other sentences): what Kokoro's own timings allow at best
+KOKORO_SEEN = ("af_heart", "am_adam", "af_bella", "am_eric")
 KOKORO_UK = (
     "bf_alice",
     "bf_emma",
@@ -223,9 +225,11 @@ def kokoro_utterance(idx: int, voice: str) -> tuple[np.ndarray, int, Phones]:
     return audio, sr, [tuple(p) for p in json.loads(stem.with_suffix(".json").read_text())]
 
 
-def kokoro_voices(idx: int) -> tuple[str, list[str]]:
-    """The US speaker and the two UK speakers who say sentence ``idx``."""
-    return KOKORO_US[idx % 2], [KOKORO_UK[(idx + k) % len(KOKORO_UK)] for k in (0, 4)]
+def kokoro_voices(idx: int) -> tuple[str, str, list[str]]:
+    """The trained-on US speaker, the held-out US speaker and the two UK speakers who say
+    sentence ``idx``."""
+    uk = [KOKORO_UK[(idx + k) % len(KOKORO_UK)] for k in (0, 4)]
+    return KOKORO_SEEN[idx % len(KOKORO_SEEN)], KOKORO_US[idx % 2], uk
 
 
 def with_noise(audio: np.ndarray, idx: int) -> np.ndarray:
@@ -353,9 +357,13 @@ def sources(count: int) -> dict[str, list[Callable[[], tuple[np.ndarray, int, Ph
         print("(no Kokoro rows: make them with `python -m training.kokoro bench`, see")
         print(" training/MODEL_CARD.md)")
         return out
-    us = [(i, kokoro_voices(i)[0]) for i in range(count)]
-    uk = [(i, v) for i in range(count) for v in kokoro_voices(i)[1]]
-    for label, pairs in (("Kokoro US held out", us), ("Kokoro UK, never trained on", uk)):
+    seen = [(i, kokoro_voices(i)[0]) for i in range(count)]
+    us = [(i, kokoro_voices(i)[1]) for i in range(count)]
+    uk = [(i, v) for i in range(count) for v in kokoro_voices(i)[2]]
+    rows = [("Kokoro US held out", us), ("Kokoro UK, never trained on", uk)]
+    if (CACHE / f"kokoro-{KOKORO_SEEN[0]}-00.wav").exists():
+        rows.insert(0, ("Kokoro US seen (trained on)", seen))
+    for label, pairs in rows:
         out[label] = [lambda i=i, v=v: kokoro_utterance(i, v) for i, v in pairs]
     return out
 

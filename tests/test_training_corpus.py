@@ -10,7 +10,7 @@ from training import kokoro
 from training.corpus import HELD_OUT, corpus_name, jobs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from lipsync import FLITE_UNSEEN, KOKORO_UK, KOKORO_US, VOICES
+from lipsync import FLITE_UNSEEN, KOKORO_SEEN, KOKORO_UK, KOKORO_US, VOICES
 
 FULL = (5000, 3200, 3600, 1200)
 
@@ -21,6 +21,7 @@ def test_no_benchmark_voice_is_ever_trained_on() -> None:
     assert not voices & {*FLITE_UNSEEN, *HELD_OUT, *KOKORO_US, *KOKORO_UK, *kokoro.UK_VOICES}
     assert {v for v in voices if v[:3] in ("af_", "am_")} == set(kokoro.TRAIN_VOICES)
     assert set(kokoro.ACCENTED_VOICES) <= voices
+    assert set(KOKORO_SEEN) <= set(kokoro.TRAIN_VOICES)  # that row is the labels' ceiling
 
 
 def test_a_smaller_corpus_is_the_same_utterances_less_some() -> None:

@@ -205,32 +205,34 @@ def speech_onset(audio: np.ndarray) -> float:
 
 
 def write_bench(out: Path) -> None:
-    """The lipsync benchmark's sentences by the held-out US speakers (one each) and the UK
-    speakers (two each), 0.5 s of silence around, as WAV + JSON. Kokoro's p and b span
-    their closure, so they are written as m and judged like it."""
+    """The lipsync benchmark's sentences by its Kokoro speakers (``lipsync.kokoro_voices``:
+    one trained-on and one held-out US speaker, two UK speakers each), 0.5 s of silence
+    around, as WAV + JSON; files already there are kept. Kokoro's p and b span their
+    closure, so they are written as m and judged like it."""
     import soundfile as sf
 
     from training.corpus import ROOT
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from lipsync import PAD_S, SENTENCES
+    from lipsync import PAD_S, SENTENCES, kokoro_voices
 
     speaker = Speaker(threads=2)
     out.mkdir(parents=True, exist_ok=True)
     for idx, text in enumerate(SENTENCES):
-        us = (US_HELD_OUT[idx % 2], "en-us")
-        uk = [(UK_VOICES[(idx + k) % len(UK_VOICES)], "en-gb") for k in (0, 4)]
-        for voice, lang in (us, *uk):
+        seen, us, uk = kokoro_voices(idx)
+        for voice in (seen, us, *uk):
+            stem = out / f"kokoro-{voice}-{idx:02d}"
+            if stem.with_suffix(".json").exists():
+                continue
+            lang = "en-gb" if voice in UK_VOICES else "en-us"
             u = speaker.speak(text, speaker.voice(voice), 1.0, lang)
             pad = np.zeros(round(PAD_S * RATE), np.float32)
             total = len(u.audio) / RATE + PAD_S
             phones = [("_", 0.0, PAD_S)]
             phones += [("m" if n in "pb" else n, a + PAD_S, b + PAD_S) for n, a, b in u.phones]
             phones.append(("_", total, total + PAD_S))
-            sf.write(
-                out / f"kokoro-{voice}-{idx:02d}.wav", np.concatenate([pad, u.audio, pad]), RATE
-            )
-            (out / f"kokoro-{voice}-{idx:02d}.json").write_text(json.dumps(phones))
+            sf.write(stem.with_suffix(".wav"), np.concatenate([pad, u.audio, pad]), RATE)
+            stem.with_suffix(".json").write_text(json.dumps(phones))
         print(f"{idx + 1}/{len(SENTENCES)}", end="\r", flush=True)
 
 
