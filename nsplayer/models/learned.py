@@ -49,7 +49,7 @@ SHAPES = np.array(
         [0.3, 0.0, 0.0, 0.0, 0.0, 0.0],  # other
     ]
 )
-CLOSED_GAIN = 1.5  # a half-sure closure already shuts the lips: p/b/m are short
+CLOSED_GAIN = 2.5  # a 40 %-sure closure already shuts the lips: see the model card
 VOWELS = [VISEMES.index(v) for v in ("open", "rounded", "spread", "mid")]
 # (attack, release) seconds per shape: the posteriors are already smooth, so these are
 # faster than the DSP model's.
