@@ -49,7 +49,11 @@ SHAPES = np.array(
         [0.3, 0.0, 0.0, 0.0, 0.0, 0.0],  # other
     ]
 )
-CLOSED_GAIN = 2.5  # a 40 %-sure closure already shuts the lips: see the model card
+# Gains on the shape targets (open, closed, rounded, spread, labiodental, sibilant): a
+# closure the network is 40 % sure of shuts the lips, a rounded vowel it is half sure of
+# rounds them; it hears both less surely than openness (chosen on the trained-on voices:
+# training/MODEL_CARD.md).
+SHAPE_GAINS = np.array([1.0, 2.5, 2.0, 1.0, 1.0, 1.0])
 VOWELS = [VISEMES.index(v) for v in ("open", "rounded", "spread", "mid")]
 # (attack, release) seconds per shape: the posteriors are already smooth, so these are
 # faster than the DSP model's.
@@ -135,8 +139,7 @@ def _weights() -> dict[str, np.ndarray]:
 def targets(post: np.ndarray, mel: np.ndarray) -> np.ndarray:
     """Posteriors (n, VISEMES) and their mel rows -> shape targets (n, N_STATE)."""
     post = np.maximum(post - 0.05, 0.0) / 0.95  # a faint posterior is no shape: rest is rest
-    shapes = post @ SHAPES
-    shapes[:, 1] = np.minimum(1.0, CLOSED_GAIN * shapes[:, 1])
+    shapes = np.minimum(1.0, (post @ SHAPES) * SHAPE_GAINS)
     loud = 10.0 * np.log10(np.sum(10.0 ** (mel[:, :MEL_BANDS] / 10.0), axis=1) + 1e-12)
     accent = post[:, VOWELS].sum(axis=1) * np.clip((loud - 6.0) / 4.0, 0.0, 1.0)
     return np.concatenate([shapes, accent[:, None]], axis=1)
