@@ -188,6 +188,25 @@ def test_signals_ease_the_face_out_and_exit_128_plus_signal(tmp_path, signum, wh
     assert b"Traceback" not in err
 
 
+def wait_reading_stdin(pid: int, timeout: float = 20.0) -> None:
+    """Until process ``pid`` sits in read(2) on fd 0 (Linux's /proc tells; elsewhere 2 s):
+    a signal sent while Python still starts up can land in a finalizer, where Python only
+    prints "Exception ignored" and carries on."""
+    syscall = Path(f"/proc/{pid}/syscall")
+    reads = ("0", "63")  # read(2) on x86-64, on arm64
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            fields = syscall.read_text().split()
+        except OSError:
+            time.sleep(2.0)
+            return
+        if len(fields) > 1 and fields[0] in reads and fields[1] == "0x0":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} never waited on stdin")
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
 def test_a_signal_while_stdin_sends_nothing_ends_quietly(signum, code):
     """Before playback there is no face to ease out: Ctrl-C exits 130, SIGTERM kills as
@@ -197,7 +216,8 @@ def test_a_signal_while_stdin_sends_nothing_ends_quietly(signum, code):
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(2.0)  # started, and waiting for the WAV header
+    wait_reading_stdin(proc.pid)  # started, and waiting for the WAV header
+    time.sleep(0.2)
     proc.send_signal(signum)
     assert proc.wait(timeout=10) == code
     assert proc.stderr.read() == b""  # no "Aborted!", no traceback, no pacer complaint
