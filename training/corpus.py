@@ -19,8 +19,8 @@ speakers in ``kokoro.US_HELD_OUT`` and every UK Kokoro speaker.
 Run: ``python -m training.corpus`` (written to training/.cache/corpus-k3600-a1200.npz, the
 offline network's: 3600 Kokoro US utterances, 1200 accented); ``--accented 0`` gives the
 causal network's corpus-k3600.npz, the same utterances less the accented ones (Kokoro is
-cached: minutes); ``--small`` for a quick try. Seeded: the same command gives the same
-corpus.
+cached: minutes); ``--small`` for a quick try. Seeded, but espeak-ng's output depends on
+what it synthesized before in the same process, so a rebuild differs slightly (model card).
 """
 
 from __future__ import annotations
