@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +22,13 @@ from nsplayer.audio.sinks import NullSink
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# A shell without job control starts a background job (`pytest &`, `nohup ... &`) with
+# SIGINT ignored, and every process pytest starts would inherit that: Python
+# leaves an inherited SIG_IGN alone, so a Ctrl-C test would wait for a player that never
+# hears it. A handler here is reset to the default in each child, as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Capture:
