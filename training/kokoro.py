@@ -4,7 +4,8 @@ Kokoro's ONNX graph computes a duration per phoneme token but does not output it
 adds that tensor as an output named ``duration`` so that ``kokoro_onnx`` returns per-token
 times (25 ms steps). Those times lag the audio: ``python -m training.kokoro lag`` measures
 the shift against the shipped learned model, which learned exact timings from espeak-ng,
-flite and festival, and ``LAG_S`` removes it. Tokens are IPA characters; they are grouped
+flite and festival, and ``LAG_S`` removes it (``training.forced_align`` checks the result
+against an independent aligner). Tokens are IPA characters; they are grouped
 into phones (diphthongs, affricates, length and stress marks) and named as espeak-ng
 mnemonics, so one table (``training.phones``) labels every source.
 
