@@ -24,6 +24,9 @@ import numpy as np
 from training.phones import ESPEAK_VOWEL_START
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import lipsync  # noqa: E402  (the benchmark's sentences, Kokoro files and resampler)
+
 ARPABET_VOWELS = frozenset(
     ["AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"]
 )
@@ -68,10 +71,9 @@ def match(kokoro: list[Phone], aligned: list[Phone]) -> list[tuple[int, int]]:
 def pocketsphinx_phones(audio: np.ndarray, sample_rate: int, text: str) -> list[Phone]:
     """``text`` forced-aligned to ``audio``: ARPAbet phones with start and end in seconds
     (10 ms steps), pauses left out."""
-    from lipsync import resample
     from pocketsphinx import Decoder
 
-    x = resample(audio, sample_rate, 16000) if sample_rate != 16000 else audio
+    x = lipsync.resample(audio, sample_rate, 16000) if sample_rate != 16000 else audio
     pcm = (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
     decoder = Decoder(samprate=16000, bestpath=False, loglevel="FATAL")
     decoder.set_align_text(re.sub(r"[^a-z' ]", "", text.lower()))
@@ -90,9 +92,6 @@ def pocketsphinx_phones(audio: np.ndarray, sample_rate: int, text: str) -> list[
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import lipsync
-
     print("| Kokoro speakers | sentences | phones matched | start: aligned − Kokoro, median "
           "| middle half | beyond ±50 ms |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|")
