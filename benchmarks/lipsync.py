@@ -70,7 +70,7 @@ RATES = (140, 175, 210)
 FLITE_SEEN = ("kal16", "rms")  # the learned model trained on these voices (other sentences)
 FLITE_UNSEEN = ("awb", "slt")  # never in its training corpus
 KOKORO_US = ("af_nicole", "am_michael")  # Kokoro US speakers held out of its corpus
-# Kokoro US speakers of its corpus (other sentences): what Kokoro's own timings allow at best
+# Kokoro US speakers of its corpus (other sentences): how well the model hears voices it knows
 KOKORO_SEEN = ("af_heart", "am_adam", "af_bella", "am_eric")
 KOKORO_UK = (
     "bf_alice",

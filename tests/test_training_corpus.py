@@ -21,7 +21,7 @@ def test_no_benchmark_voice_is_ever_trained_on() -> None:
     assert not voices & {*FLITE_UNSEEN, *HELD_OUT, *KOKORO_US, *KOKORO_UK, *kokoro.UK_VOICES}
     assert {v for v in voices if v[:3] in ("af_", "am_")} == set(kokoro.TRAIN_VOICES)
     assert set(kokoro.ACCENTED_VOICES) <= voices
-    assert set(KOKORO_SEEN) <= set(kokoro.TRAIN_VOICES)  # that row is the labels' ceiling
+    assert set(KOKORO_SEEN) <= set(kokoro.TRAIN_VOICES)  # that row: the model on voices it knows
 
 
 def test_a_smaller_corpus_is_the_same_utterances_less_some() -> None:
