@@ -1,14 +1,14 @@
 """The command line's entry point (`nsplayer`, `python -m nsplayer`).
 
-A Ctrl-C while Python is still importing the program (numpy, soxr, sounddevice...) must be a
-quiet exit 130, not a KeyboardInterrupt traceback. Until the imports are done the handler
-ends the process at once: an exception raised there can land inside a C extension's
-initialisation (seen: a segmentation fault in soxr's), and nothing has started yet that
-needs cleaning up. After that, until a run installs its own handlers, it raises SystemExit,
-so that the open parts close on the way out. A signal handled inside a finalizer (seen: one
-of importlib's) has its exception printed as "Exception ignored" and dropped, and the run
-would carry on as if never stopped: such an interruption ends the process at once too.
-This module stays tiny so that the window before the first handler is as short as it can be.
+A Ctrl-C before a run installs its own handlers must be a quiet exit 130, not a
+KeyboardInterrupt traceback. It raises SystemExit, so that what is open closes on the way
+out (``export`` deletes its ``.part`` file) — except inside an import, the program's own
+at start-up or a command's later, where it ends the process at once: an exception raised
+there can land inside a C extension's initialisation (seen: a segmentation fault in
+soxr's). A signal handled inside a finalizer (seen: one of importlib's) has its exception
+printed as "Exception ignored" and dropped, and the run would carry on as if never
+stopped: such an interruption ends the process at once too. This module stays tiny so that
+the window before the handler is as short as it can be.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ import signal
 import sys
 
 
-def _exit_now(signum: int, _frame: object) -> None:
-    os._exit(128 + signum)
-
-
-def _interrupted(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+def _interrupted(signum: int, frame: object) -> None:
+    code = 128 + signum
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):  # type: ignore[attr-defined]
+            os._exit(code)
+        frame = frame.f_back  # type: ignore[attr-defined]
+    raise SystemExit(code)
 
 
 def _dropped(unraisable: sys.UnraisableHookArgs) -> None:
@@ -37,11 +38,10 @@ def _dropped(unraisable: sys.UnraisableHookArgs) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, _exit_now)
+    signal.signal(signal.SIGINT, _interrupted)
     sys.unraisablehook = _dropped
     from nsplayer.cli import main as cli
 
-    signal.signal(signal.SIGINT, _interrupted)
     cli()
 
 
