@@ -16,24 +16,24 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from types import FrameType
 
 
-def _interrupted(signum: int, frame: object) -> None:
+def _interrupted(signum: int, frame: FrameType | None) -> None:
     code = 128 + signum
     while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):  # type: ignore[attr-defined]
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
             os._exit(code)
-        frame = frame.f_back  # type: ignore[attr-defined]
+        frame = frame.f_back
     raise SystemExit(code)
 
 
 def _dropped(unraisable: sys.UnraisableHookArgs) -> None:
-    """An interruption raised where Python can only drop it still ends the process."""
+    """A SystemExit raised (by ``_interrupted``) where Python can only drop it still ends
+    the process."""
     exc = unraisable.exc_value
     if isinstance(exc, SystemExit) and isinstance(exc.code, int):
         os._exit(exc.code)
-    if isinstance(exc, KeyboardInterrupt):
-        os._exit(128 + signal.SIGINT)
     sys.__unraisablehook__(unraisable)
 
 
