@@ -83,6 +83,7 @@ KOKORO_UK = (
     "bm_lewis",
 )  # fmt: skip  (no UK Kokoro voice is in its corpus)
 SNR_DB = 10.0
+RECORDED = "recorded speech (real people, aligned)"  # `python -m training.recorded`
 Phones = list[tuple[str, float, float]]  # (espeak-ng mnemonic, start s, end s)
 # flite's segment names (ARPAbet) as the espeak mnemonics the rules use; flite's p/b
 # segments start at the closure, so they are judged like m (lips shut in the middle).
@@ -220,7 +221,11 @@ def flite_utterance(idx: int, voice: str) -> tuple[np.ndarray, int, list[tuple[s
 
 def kokoro_utterance(idx: int, voice: str) -> tuple[np.ndarray, int, Phones]:
     """Kokoro speech of sentence ``idx``, written by ``python -m training.kokoro bench``."""
-    stem = CACHE / f"kokoro-{voice}-{idx:02d}"
+    return cached_utterance(CACHE / f"kokoro-{voice}-{idx:02d}")
+
+
+def cached_utterance(stem: Path) -> tuple[np.ndarray, int, Phones]:
+    """Speech and phones the training stack wrote: ``stem``.wav and ``stem``.json."""
     audio, sr = sf.read(stem.with_suffix(".wav"), dtype="float32")
     return audio, sr, [tuple(p) for p in json.loads(stem.with_suffix(".json").read_text())]
 
@@ -353,6 +358,9 @@ def sources(count: int) -> dict[str, list[Callable[[], tuple[np.ndarray, int, Ph
         out[f"{label} ({', '.join(voices)})"] = [
             lambda i=i, v=v: flite_utterance(i, v) for v in voices for i in range(count)
         ]
+    recorded = sorted(CACHE.glob("recorded-*.wav"))
+    if recorded:
+        out[RECORDED] = [lambda p=p: cached_utterance(p.with_suffix("")) for p in recorded]
     if not (CACHE / f"kokoro-{KOKORO_UK[0]}-00.wav").exists():
         print("(no Kokoro rows: make them with `python -m training.kokoro bench`, see")
         print(" training/MODEL_CARD.md)")

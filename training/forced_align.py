@@ -68,9 +68,11 @@ def match(kokoro: list[Phone], aligned: list[Phone]) -> list[tuple[int, int]]:
     return pairs[::-1]
 
 
-def pocketsphinx_phones(audio: np.ndarray, sample_rate: int, text: str) -> list[Phone]:
+def pocketsphinx_phones(
+    audio: np.ndarray, sample_rate: int, text: str, pauses: bool = False
+) -> list[Phone]:
     """``text`` forced-aligned to ``audio``: ARPAbet phones with start and end in seconds
-    (10 ms steps), pauses left out."""
+    (10 ms steps); pauses (``SIL``) only with ``pauses``."""
     from pocketsphinx import Decoder
 
     x = lipsync.resample(audio, sample_rate, 16000) if sample_rate != 16000 else audio
@@ -87,7 +89,7 @@ def pocketsphinx_phones(audio: np.ndarray, sample_rate: int, text: str) -> list[
         (p.name, p.start / 100, (p.start + p.duration) / 100)
         for word in decoder.get_alignment()
         for p in word
-        if p.name != "SIL"
+        if pauses or p.name != "SIL"
     ]
 
 
