@@ -63,8 +63,14 @@ def fetch(path: Path = SDIST) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_suffix(".part")
-        with urllib.request.urlopen(SDIST_URL, timeout=60) as r, part.open("wb") as f:
-            f.write(r.read())
+        try:
+            with urllib.request.urlopen(SDIST_URL, timeout=60) as r, part.open("wb") as f:
+                f.write(r.read())
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise SystemExit(
+                f"cannot download {SDIST_URL}: {exc}; put the file at {path}"
+            ) from None
         part.rename(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != SDIST_SHA256:
