@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.recorded import SAMPLE_RATE, fetch, read_audio, to_mnemonics
+from training.forced_align import lipsync
+from training.recorded import SAMPLE_RATE, fetch, read_audio, save, to_mnemonics
 
 
 def test_aligned_phones_are_named_as_the_benchmark_scores_them() -> None:
@@ -52,3 +53,20 @@ def test_a_source_release_with_another_hash_is_refused(tmp_path: Path) -> None:
     fake.write_bytes(b"not the release")
     with pytest.raises(SystemExit, match="SHA-256"):
         fetch(fake)
+
+
+def test_saved_recordings_become_the_benchmarks_recorded_source(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(lipsync, "CACHE", tmp_path)
+    audio = np.zeros(SAMPLE_RATE, np.float32)
+    phones = to_mnemonics([("SIL", 0.0, 0.4), ("M", 0.4, 0.5), ("AA", 0.5, 0.7), ("SIL", 0.7, 1.0)])
+    for idx in (1, 0):
+        save(idx, audio, phones)
+    loaders = lipsync.sources(1)[lipsync.RECORDED]
+    assert len(loaders) == 2
+    got_audio, rate, got_phones = loaders[0]()
+    assert rate == SAMPLE_RATE and np.array_equal(got_audio, audio)
+    assert got_phones == [tuple(p) for p in phones]
+    # a still face: the pause is at rest, the closure shut, the open vowel missed
+    verdicts = lipsync.score(np.zeros((60, 61)), got_phones)
+    assert verdicts["silence"] == [True, True] and verdicts["bilabial"] == [True]
+    assert verdicts["open"] == [False]

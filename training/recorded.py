@@ -118,10 +118,16 @@ def main() -> None:
             audio = read_audio(member.read(), name)
             text = re.sub(r"\s+", " ", transcript(tar, said))
             phones = to_mnemonics(pocketsphinx_phones(audio, SAMPLE_RATE, text, pauses=True))
-            stem = lipsync.CACHE / f"recorded-{idx:02d}"
-            sf.write(stem.with_suffix(".wav"), audio, SAMPLE_RATE, subtype="FLOAT")
-            stem.with_suffix(".json").write_text(json.dumps(phones))
+            stem = save(idx, audio, phones)
             print(f"{stem.name}: {len(audio) / SAMPLE_RATE:.1f} s, {len(phones)} phones: {text}")
+
+
+def save(idx: int, audio: np.ndarray, phones: list[Phone]) -> Path:
+    """Write recording ``idx`` where the benchmark's ``sources`` looks for it."""
+    stem = lipsync.CACHE / f"recorded-{idx:02d}"
+    sf.write(stem.with_suffix(".wav"), audio, SAMPLE_RATE, subtype="FLOAT")
+    stem.with_suffix(".json").write_text(json.dumps(phones))
+    return stem
 
 
 if __name__ == "__main__":
