@@ -14,7 +14,17 @@ from livelink import names as N
 from nsplayer import espeak
 from nsplayer.models import MODEL_NAMES, create_model
 from nsplayer.models.features import MEL_BANDS, MEL_HOP_S, MelAnalyzer
-from nsplayer.models.learned import VISEMES, WEIGHTS, WEIGHTS_DIR, LearnedModel, load_weights
+from nsplayer.models.learned import (
+    ONSET_CLOSED_GAIN,
+    ONSET_FRAMES,
+    PAUSE_FRAMES,
+    SHAPE_GAINS,
+    VISEMES,
+    WEIGHTS,
+    WEIGHTS_DIR,
+    LearnedModel,
+    load_weights,
+)
 
 needs_espeak = pytest.mark.skipif(not espeak.available(), reason="no libespeak-ng")
 MOUTH = slice(N.JAW_OPEN, N.MOUTH_UPPER_UP_RIGHT + 1)
@@ -94,6 +104,30 @@ def test_lips_close_on_bilabials() -> None:
     marks = [p.start for p in u.phonemes if p.name in ("p", "b")]
     closed = [aperture[round((t - 0.045) * 60) : round(t * 60) + 1].min() < 0.1 for t in marks]
     assert np.mean(closed) >= 0.75, closed
+
+
+def closure_gains(model: LearnedModel, silent: list[bool]) -> list[float]:
+    post = np.zeros((len(silent), len(VISEMES)))
+    post[:, 0] = silent
+    return model._frame_gains(post)[:, 1].tolist()
+
+
+def test_causal_closures_right_after_a_pause_get_the_onset_gain() -> None:
+    causal, full, onset = LearnedModel(16000, causal=True), SHAPE_GAINS[True][1], ONSET_FRAMES
+    assert full > ONSET_CLOSED_GAIN
+    # at the start (as after a long silence) the first sounds get the onset gain
+    assert closure_gains(causal, [False] * (onset + 1)) == [ONSET_CLOSED_GAIN] * onset + [full]
+    # a stop's closure inside speech is no pause; a pause as long as PAUSE_FRAMES is
+    gap = [True] * (PAUSE_FRAMES - 1)
+    assert closure_gains(causal, [*gap, False])[-1] == full
+    got = closure_gains(causal, [True, *gap, *[False] * (onset + 1)])
+    assert got[-onset - 1 :] == [ONSET_CLOSED_GAIN] * onset + [full]
+    # the pause and the onset carry over from one block of audio to the next
+    closure_gains(causal, [True] * PAUSE_FRAMES)
+    assert closure_gains(causal, [False]) == [ONSET_CLOSED_GAIN]
+    assert closure_gains(causal, [False] * onset) == [ONSET_CLOSED_GAIN] * (onset - 1) + [full]
+    offline = LearnedModel(16000, causal=False)
+    assert set(closure_gains(offline, [True] * 20 + [False] * 4)) == {SHAPE_GAINS[False][1]}
 
 
 @needs_espeak

@@ -50,15 +50,20 @@ SHAPES = np.array(
     ]
 )
 # Gains on the shape targets (open, closed, rounded, spread, labiodental, sibilant), per
-# mode: a rounded vowel a network is half sure of rounds the lips, and a closure the
-# offline network is 40 % sure of shuts them; both are heard less surely than openness. The
-# causal network keeps 1.5 on closures: more shuts the jaw at vowel onsets it first reads
-# as a p/b release, which cost `live` 4 ms p50 and 7 ms p95. Chosen on the trained-on
-# voices (training/MODEL_CARD.md).
+# mode: a rounded vowel a network is half sure of rounds the lips, and a closure a network
+# is 40 % sure of shuts them; both are heard less surely than openness. Chosen on the
+# trained-on voices (training/MODEL_CARD.md).
 SHAPE_GAINS = {
     False: np.array([1.0, 2.5, 2.0, 1.0, 1.0, 1.0]),  # offline
-    True: np.array([1.0, 1.5, 2.0, 1.0, 1.0, 1.0]),  # causal
+    True: np.array([1.0, 2.5, 2.0, 1.0, 1.0, 1.0]),  # causal
 }
+# The causal network reads some vowel onsets after a pause as a p/b release: in the first
+# ONSET_FRAMES after a pause a closure gets the smaller gain, or the jaw would stay shut
+# (`live` 4 ms later at p50, 7 ms at p95). A pause: PAUSE_FRAMES of silence, longer than a
+# stop's closure, so a p inside speech keeps the full gain.
+ONSET_CLOSED_GAIN = 1.5
+PAUSE_FRAMES = 15
+ONSET_FRAMES = 3
 VOWELS = [VISEMES.index(v) for v in ("open", "rounded", "spread", "mid")]
 # (attack, release) seconds per shape: the posteriors are already smooth, so these are
 # faster than the DSP model's.
@@ -142,7 +147,8 @@ def _weights() -> dict[str, np.ndarray]:
 
 
 def targets(post: np.ndarray, mel: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    """Posteriors (n, VISEMES) and their mel rows -> shape targets (n, N_STATE)."""
+    """Posteriors (n, VISEMES) and their mel rows -> shape targets (n, N_STATE); ``gains``
+    (N_STATE - 1,) or one row of them per frame."""
     post = np.maximum(post - 0.05, 0.0) / 0.95  # a faint posterior is no shape: rest is rest
     shapes = np.minimum(1.0, (post @ SHAPES) * gains)
     loud = 10.0 * np.log10(np.sum(10.0 ** (mel[:, :MEL_BANDS] / 10.0), axis=1) + 1e-12)
@@ -173,6 +179,8 @@ class LearnedModel:
         self._frames = RowResampler(1.0 / MEL_HOP_S, self.fps, N_STATE, np.float64)
         self._mel_pending = np.zeros((0, self._an.push(np.zeros(0)).shape[1]), np.float32)
         self._net_out = 0  # network outputs so far (the first `lookahead` are discarded)
+        self._silent_run = PAUSE_FRAMES  # 10 ms frames of silence just before: at rest
+        self._onset_left = 0  # frames still to get ONSET_CLOSED_GAIN
         self._samples = 0
 
     def feed(self, pcm: np.ndarray) -> np.ndarray:
@@ -204,5 +212,21 @@ class LearnedModel:
                 self._mel_pending[: len(post)],
                 self._mel_pending[len(post) :],
             )
-            states = self._dyn.run(targets(post, mel_rows, self._gains))
+            states = self._dyn.run(targets(post, mel_rows, self._frame_gains(post)))
         return to_channels(self._frames.push(states, limit))
+
+    def _frame_gains(self, post: np.ndarray) -> np.ndarray:
+        """Shape gains per frame: causal, a closure in the first ONSET_FRAMES after a
+        pause gets ONSET_CLOSED_GAIN (see there)."""
+        gains = np.repeat(self._gains[None, :], len(post), axis=0)
+        if self.causal:
+            run, left = self._silent_run, self._onset_left
+            for i, silent in enumerate((post[:, 0] > 0.5).tolist()):
+                if run >= PAUSE_FRAMES:
+                    left = ONSET_FRAMES
+                if left > 0:
+                    gains[i, 1] = ONSET_CLOSED_GAIN
+                    left -= 1
+                run = run + 1 if silent else 0
+            self._silent_run, self._onset_left = run, left
+        return gains
