@@ -15,10 +15,11 @@ from nsplayer import espeak
 from nsplayer.models import MODEL_NAMES, create_model
 from nsplayer.models.features import MEL_BANDS, MEL_HOP_S, MelAnalyzer
 from nsplayer.models.learned import (
-    ONSET_CLOSED_GAIN,
     ONSET_FRAMES,
     PAUSE_FRAMES,
-    SHAPE_GAINS,
+    QUIET_GAINS,
+    QUIET_POSTERIOR,
+    SPEECH_GAINS,
     VISEMES,
     WEIGHTS,
     WEIGHTS_DIR,
@@ -106,28 +107,35 @@ def test_lips_close_on_bilabials() -> None:
     assert np.mean(closed) >= 0.75, closed
 
 
-def closure_gains(model: LearnedModel, silent: list[bool]) -> list[float]:
-    post = np.zeros((len(silent), len(VISEMES)))
-    post[:, 0] = silent
-    return model._frame_gains(post)[:, 1].tolist()
+def frame_gains(model: LearnedModel, silence: list[float]) -> np.ndarray:
+    post = np.zeros((len(silence), len(VISEMES)))
+    post[:, 0] = silence
+    post[:, 3] = 1.0 - post[:, 0]
+    return model._frame_gains(post)
 
 
-def test_causal_closures_right_after_a_pause_get_the_onset_gain() -> None:
-    causal, full, onset = LearnedModel(16000, causal=True), SHAPE_GAINS[True][1], ONSET_FRAMES
-    assert full > ONSET_CLOSED_GAIN
-    # at the start (as after a long silence) the first sounds get the onset gain
-    assert closure_gains(causal, [False] * (onset + 1)) == [ONSET_CLOSED_GAIN] * onset + [full]
-    # a stop's closure inside speech is no pause; a pause as long as PAUSE_FRAMES is
-    gap = [True] * (PAUSE_FRAMES - 1)
-    assert closure_gains(causal, [*gap, False])[-1] == full
-    got = closure_gains(causal, [True, *gap, *[False] * (onset + 1)])
-    assert got[-onset - 1 :] == [ONSET_CLOSED_GAIN] * onset + [full]
-    # the pause and the onset carry over from one block of audio to the next
-    closure_gains(causal, [True] * PAUSE_FRAMES)
-    assert closure_gains(causal, [False]) == [ONSET_CLOSED_GAIN]
-    assert closure_gains(causal, [False] * onset) == [ONSET_CLOSED_GAIN] * (onset - 1) + [full]
-    offline = LearnedModel(16000, causal=False)
-    assert set(closure_gains(offline, [True] * 20 + [False] * 4)) == {SHAPE_GAINS[False][1]}
+@pytest.mark.parametrize("causal", [True, False])
+def test_lips_get_smaller_gains_where_it_may_be_silence(causal: bool) -> None:
+    speech, quiet = SPEECH_GAINS, QUIET_GAINS
+    assert speech[1] > quiet[1] and speech[4] > quiet[4]  # closures and labiodentals
+    model = LearnedModel(16000, causal=causal)
+    frame_gains(model, [0.0] * ONSET_FRAMES)  # past the first sounds (see below)
+    got = frame_gains(model, [0.0, QUIET_POSTERIOR, 0.3, 1.0, 0.0])
+    np.testing.assert_array_equal(got, [speech, speech, quiet, quiet, speech])
+
+
+def test_causal_lips_get_smaller_gains_as_sound_begins_after_a_pause() -> None:
+    speech, quiet = SPEECH_GAINS, QUIET_GAINS
+    model, onset = LearnedModel(16000, causal=True), [quiet] * ONSET_FRAMES + [speech]
+    # at the start, as after a long pause, the first frames of sound are an onset
+    np.testing.assert_array_equal(frame_gains(model, [0.0] * len(onset)), onset)
+    # a stop's closure inside speech is no pause; PAUSE_FRAMES are, across blocks of audio
+    frame_gains(model, [1.0] * (PAUSE_FRAMES - 1))
+    np.testing.assert_array_equal(frame_gains(model, [0.0]), [speech])
+    frame_gains(model, [1.0] * PAUSE_FRAMES)
+    np.testing.assert_array_equal(frame_gains(model, [0.0] * len(onset)), onset)
+    offline = LearnedModel(16000, causal=False)  # reads ahead: no onset to fear
+    np.testing.assert_array_equal(frame_gains(offline, [0.0]), [speech])
 
 
 @needs_espeak

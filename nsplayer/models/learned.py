@@ -49,19 +49,18 @@ SHAPES = np.array(
         [0.3, 0.0, 0.0, 0.0, 0.0, 0.0],  # other
     ]
 )
-# Gains on the shape targets (open, closed, rounded, spread, labiodental, sibilant), per
-# mode: a rounded vowel a network is half sure of rounds the lips, and a closure a network
-# is 40 % sure of shuts them; both are heard less surely than openness. Chosen on the
+# Gains on the shape targets (open, closed, rounded, spread, labiodental, sibilant) in
+# frames a network hears as speech: a rounded vowel it is half sure of rounds the lips, a
+# closure it is 40 % sure of shuts them and a labiodental it is 67 % sure of rolls the lower
+# lip: it hears them less surely than openness. Quiet frames keep smaller gains on the lips:
+# where a frame may be silence (a silence posterior above QUIET_POSTERIOR) the noise of a
+# pause would move them, and, causal only, in the first ONSET_FRAMES after a pause of
+# PAUSE_FRAMES (longer than a stop's closure) the network reads some vowel onsets as a p/b
+# release, which would hold the jaw shut (`live` 3-4 ms later at p50). Chosen on the
 # trained-on voices (training/MODEL_CARD.md).
-SHAPE_GAINS = {
-    False: np.array([1.0, 2.5, 2.0, 1.0, 1.0, 1.0]),  # offline
-    True: np.array([1.0, 2.5, 2.0, 1.0, 1.0, 1.0]),  # causal
-}
-# The causal network reads some vowel onsets after a pause as a p/b release: in the first
-# ONSET_FRAMES after a pause a closure gets the smaller gain, or the jaw would stay shut
-# (`live` 4 ms later at p50, 7 ms at p95). A pause: PAUSE_FRAMES of silence, longer than a
-# stop's closure, so a p inside speech keeps the full gain.
-ONSET_CLOSED_GAIN = 1.5
+SPEECH_GAINS = np.array([1.0, 2.5, 2.0, 1.0, 1.5, 1.0])
+QUIET_GAINS = np.array([1.0, 1.5, 2.0, 1.0, 1.0, 1.0])
+QUIET_POSTERIOR = 0.2
 PAUSE_FRAMES = 15
 ONSET_FRAMES = 3
 VOWELS = [VISEMES.index(v) for v in ("open", "rounded", "spread", "mid")]
@@ -170,8 +169,7 @@ class LearnedModel:
         self._net = _Net(_weights(), "causal/" if causal else "offline/")
         self._an = MelAnalyzer(self.sample_rate)
         silence = MelAnalyzer(self.sample_rate).push(np.zeros(self._an.nfft))[-1:]
-        self._gains = SHAPE_GAINS[causal]
-        rest = targets(self._net.warm_up(silence[0]), silence, self._gains)
+        rest = targets(self._net.warm_up(silence[0]), silence, QUIET_GAINS)
         self._dyn = Dynamics(MEL_HOP_S, TIME_CONSTANTS, causal=False)
         self._dyn.state = rest[0].tolist()  # at rest, as after a long silence
         # Frame i interpolates states floor(t/hop) and the one after: one more hop.
@@ -180,7 +178,7 @@ class LearnedModel:
         self._mel_pending = np.zeros((0, self._an.push(np.zeros(0)).shape[1]), np.float32)
         self._net_out = 0  # network outputs so far (the first `lookahead` are discarded)
         self._silent_run = PAUSE_FRAMES  # 10 ms frames of silence just before: at rest
-        self._onset_left = 0  # frames still to get ONSET_CLOSED_GAIN
+        self._onset_left = 0  # frames still to get the quiet gains after a pause
         self._samples = 0
 
     def feed(self, pcm: np.ndarray) -> np.ndarray:
@@ -216,17 +214,15 @@ class LearnedModel:
         return to_channels(self._frames.push(states, limit))
 
     def _frame_gains(self, post: np.ndarray) -> np.ndarray:
-        """Shape gains per frame: causal, a closure in the first ONSET_FRAMES after a
-        pause gets ONSET_CLOSED_GAIN (see there)."""
-        gains = np.repeat(self._gains[None, :], len(post), axis=0)
+        """Shape gains per frame: SPEECH_GAINS or QUIET_GAINS (see there)."""
+        is_quiet = post[:, 0] > QUIET_POSTERIOR
         if self.causal:
             run, left = self._silent_run, self._onset_left
             for i, silent in enumerate((post[:, 0] > 0.5).tolist()):
                 if run >= PAUSE_FRAMES:
                     left = ONSET_FRAMES
                 if left > 0:
-                    gains[i, 1] = ONSET_CLOSED_GAIN
-                    left -= 1
+                    is_quiet[i], left = True, left - 1
                 run = run + 1 if silent else 0
             self._silent_run, self._onset_left = run, left
-        return gains
+        return np.where(is_quiet[:, None], QUIET_GAINS, SPEECH_GAINS)
