@@ -51,16 +51,18 @@ SHAPES = np.array(
 )
 # Gains on the shape targets (open, closed, rounded, spread, labiodental, sibilant) in
 # frames a network hears as speech: a rounded vowel it is half sure of rounds the lips, a
-# closure it is 40 % sure of shuts them, and a spread vowel or a labiodental it is 67 % sure
-# of spreads them or rolls the lower lip: it hears them less surely than openness. Quiet
-# frames keep smaller gains on the lips: where a frame may be silence (a silence posterior
-# above QUIET_POSTERIOR) the noise of a pause would move them, and, causal only, in the
-# first ONSET_FRAMES after a pause of PAUSE_FRAMES (longer than a stop's closure) the
-# network reads some vowel onsets as a p/b release, which would hold the jaw shut (`live`
-# 3-4 ms later at p50). Chosen on the trained-on voices (training/MODEL_CARD.md).
+# closure it is 40 % sure of shuts them, and a spread vowel or a labiodental it is 67 %
+# sure of spreads them or rolls the lower lip: it hears them less surely than openness.
+# Quiet frames keep smaller gains on the lips: where a frame may be silence (a silence
+# posterior above QUIET_POSTERIOR) the noise of a pause would move them, and, causal only,
+# in the first ONSET_FRAMES after a pause (PAUSE_FRAMES in a row with a silence posterior
+# above PAUSE_POSTERIOR: longer than a stop's closure) the network reads some vowel onsets
+# as a p/b release, which would hold the jaw shut (`live` 3-4 ms later at p50). Chosen on
+# the trained-on voices (training/MODEL_CARD.md).
 SPEECH_GAINS = np.array([1.0, 2.5, 2.0, 1.5, 1.5, 1.0])
 QUIET_GAINS = np.array([1.0, 1.5, 2.0, 1.0, 1.0, 1.0])
 QUIET_POSTERIOR = 0.2
+PAUSE_POSTERIOR = 0.5
 PAUSE_FRAMES = 15
 ONSET_FRAMES = 3
 VOWELS = [VISEMES.index(v) for v in ("open", "rounded", "spread", "mid")]
@@ -218,7 +220,7 @@ class LearnedModel:
         is_quiet = post[:, 0] > QUIET_POSTERIOR
         if self.causal:
             run, left = self._silent_run, self._onset_left
-            for i, silent in enumerate((post[:, 0] > 0.5).tolist()):
+            for i, silent in enumerate((post[:, 0] > PAUSE_POSTERIOR).tolist()):
                 if run >= PAUSE_FRAMES:
                     left = ONSET_FRAMES
                 if left > 0:
