@@ -100,22 +100,24 @@ def to_mnemonics(aligned: list[Phone]) -> list[Phone]:
     return out
 
 
+def member(tar: tarfile.TarFile, name: str) -> bytes:
+    """The bytes of file ``name`` under DATA."""
+    handle = tar.extractfile(DATA + name)
+    if handle is None:
+        raise SystemExit(f"{tar.name}: no file {DATA + name}")
+    return handle.read()
+
+
 def transcript(tar: tarfile.TarFile, said: str) -> str:
     """``said`` itself, or the text of the member it names."""
-    if not said.endswith(".txt"):
-        return said
-    member = tar.extractfile(DATA + said)
-    assert member is not None
-    return member.read().decode().strip()
+    return member(tar, said).decode().strip() if said.endswith(".txt") else said
 
 
 def main() -> None:
     lipsync.CACHE.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fetch()) as tar:
         for idx, (name, said) in enumerate(RECORDINGS):
-            member = tar.extractfile(DATA + name)
-            assert member is not None
-            audio = read_audio(member.read(), name)
+            audio = read_audio(member(tar, name), name)
             text = re.sub(r"\s+", " ", transcript(tar, said))
             phones = to_mnemonics(pocketsphinx_phones(audio, SAMPLE_RATE, text, pauses=True))
             stem = save(idx, audio, phones)
