@@ -25,7 +25,7 @@ import numpy as np
 
 from nsplayer.audio import SILENT_S
 from nsplayer.audio.sinks import Sink, open_sink
-from nsplayer.audio.sources import AudioSource, to_mono
+from nsplayer.audio.sources import AudioSource, StreamFormat, to_mono
 from nsplayer.config import Options
 from nsplayer.engine import (
     Conductor,
@@ -387,7 +387,7 @@ def _announcement(source: AudioSource, sink: Sink, options: Options) -> str:
 def play(
     open_audio: Callable[[], AudioSource],
     options: Options,
-    expect: tuple[int, int] | None = None,
+    expect: StreamFormat | None = None,
     reporter: Reporter | None = None,
 ) -> PlayResult:
     """Play the audio ``open_audio`` opens and stream the model's frames in sync with the
@@ -399,7 +399,7 @@ def replay(
     open_audio: Callable[[], AudioSource],
     shapes: Path,
     options: Options,
-    expect: tuple[int, int] | None = None,
+    expect: StreamFormat | None = None,
     reporter: Reporter | None = None,
 ) -> PlayResult:
     """Play the audio with precomputed frames (CSV, JSON or npy), synced the same way."""
@@ -410,7 +410,7 @@ def replay(
 def _play(
     open_audio: Callable[[], AudioSource],
     options: Options,
-    expect: tuple[int, int] | None,
+    expect: StreamFormat | None,
     rows: np.ndarray | None,
     reporter: Reporter,
 ) -> PlayResult:
@@ -425,31 +425,28 @@ def _play(
 def _open(
     open_audio: Callable[[], AudioSource],
     options: Options,
-    expect: tuple[int, int] | None,
+    expect: StreamFormat | None,
     reporter: Reporter,
 ) -> tuple[AudioSource, Sink, FaceModel | None]:
     """The source, its sink and (unless ``options.model`` is None) the model, all open;
     none if one fails.
 
-    ``expect`` (rate, channels) of a stream opens the sink and the model before the
-    stream's header arrives: a new output stream can take a while to play at a steady
-    pace, and that wait then overlaps with the wait for the input.
+    ``expect`` (a stream's format as announced or guessed) opens the sink and the model
+    before the stream's header arrives: a new output stream can take a while to play at a
+    steady pace, and that wait then overlaps with the wait for the input. If the header
+    says otherwise, the sink converts (``Sink.adopt``) and the model is made anew; if it
+    gives the length (a whole file piped in) and no --rate came, both are, as for a file.
     """
     with_model = options.model is not None
     model = sink = source = None
     try:
         if expect is not None:
-            model = _create_model(options, expect[0], True, reporter) if with_model else None
-            sink = _open_sink(*expect, True, options, model, reporter)
+            model = _create_model(options, expect.rate, True, reporter) if with_model else None
+            sink = _open_sink(expect.rate, expect.channels, True, options, model, reporter)
         source = open_audio()
-        if expect is not None and (source.sample_rate, source.channels) != expect:
-            reporter.say(_not_as_expected(source, expect))
-            sink.close()
-            sink = None
-            if model is not None and source.sample_rate != expect[0]:
-                model.close()
-                model = None
         streaming = source.frames is None
+        if expect is not None:
+            sink, model = _fit(source, expect, sink, model, reporter)
         if with_model and model is None:
             model = _create_model(options, source.sample_rate, streaming, reporter)
         if sink is None:
@@ -462,6 +459,31 @@ def _open(
                 opened.close()
         raise
     return source, sink, model
+
+
+def _fit(
+    source: AudioSource,
+    expect: StreamFormat,
+    sink: Sink | None,
+    model: FaceModel | None,
+    reporter: Reporter,
+) -> tuple[Sink | None, FaceModel | None]:
+    """The sink and model opened for ``expect``, kept for ``source`` where they fit it (the
+    sink converts), else closed (None: ``_open`` opens them anew)."""
+    if source.frames is not None and not expect.announced:
+        # A whole file through a pipe: played as files are (the offline model).
+        for opened in (sink, model):
+            if opened is not None:
+                opened.close()
+        return None, None
+    if (source.sample_rate, source.channels) != expect[:2]:
+        if expect.announced:
+            reporter.say(_not_as_expected(source, expect))
+        sink.adopt(source.sample_rate, source.channels)
+    if model is not None and source.sample_rate != expect.rate:
+        model.close()
+        model = None
+    return sink, model
 
 
 def _create_model(options: Options, rate: int, streaming: bool, reporter: Reporter) -> FaceModel:
@@ -477,11 +499,11 @@ def _create_model(options: Options, rate: int, streaming: bool, reporter: Report
     )
 
 
-def _not_as_expected(source: AudioSource, expect: tuple[int, int]) -> str:
+def _not_as_expected(source: AudioSource, expect: StreamFormat) -> str:
     return (
         f"nsplayer: {source.name} is {_format(source.sample_rate, source.channels)}, not the "
-        f"{_format(*expect)} that --rate/--channels announced; reopening the audio output "
-        "(fix or drop them for the quickest start)"
+        f"{_format(expect.rate, expect.channels)} that --rate/--channels announced; "
+        "converting it (fix or drop them)"
     )
 
 

@@ -39,6 +39,25 @@ def test_plays_in_order_through_ring_wraparound_and_maps_dac_times():
     assert sink.underruns == 0
 
 
+def test_an_adopted_source_format_is_converted_and_heard_on_time():
+    """A sink opened for a guessed format (stereo, 16 kHz) takes mono 8 kHz blocks once it
+    adopts them: the sound is resampled, copied to both channels, and source sample i is
+    heard at dac_time(i)."""
+    clock = ManualClock(50.0)
+    sink = CaptureSink(16000, 2, clock=clock.now, latency=0.05, buffer_ms=0, capacity_s=2.0)
+    sink.adopt(8000, 1)
+    tone = _tone(4000, 8000, 200.0) * 0.5
+    for i in range(0, 4000, 160):  # 20 ms blocks
+        sink.write(tone[i : i + 160])
+    sink.end()
+    clock.t += 1.0
+    assert sink.written == 4000 and sink.underruns == 0
+    for i in range(400, 3600, 250):
+        assert sink.at(sink.dac_time(i)) == pytest.approx(tone[i, 0], abs=0.01)
+    with pytest.raises(ValueError):
+        sink.adopt(22050, 1)  # samples are queued at the adopted rate already
+
+
 def test_jitter_buffer_holds_playback_until_filled_or_ended():
     clock = ManualClock(50.0)
     sink = NullSink(SR, clock=clock.now, buffer_ms=100)

@@ -81,6 +81,10 @@ class Sink:
         self._ended = False
         self._closed = False
         self._cond = threading.Condition()
+        self.source_rate = sample_rate  # what write() takes (see adopt)
+        self._source_channels = channels
+        self._resampler: Resampler | None = None
+        self._last_block = False  # end(): the resampler gives back what its filter holds
 
     # -- clock ---------------------------------------------------------------------------------
     def now(self) -> float:
@@ -102,8 +106,15 @@ class Sink:
 
         Exact once a callback took the sample; an estimate while it waits in the ring
         (assuming no underrun before it); None if it is not written yet or playback is
-        waiting for the jitter buffer, i.e. nobody knows yet.
+        waiting for the jitter buffer, i.e. nobody knows yet. Counts source samples (see
+        ``adopt``).
         """
+        if self._resampler is not None:
+            sample_index = math.floor(sample_index * self.sample_rate / self.source_rate)
+        return self._heard(sample_index)
+
+    def _heard(self, sample_index: int) -> float | None:
+        """``dac_time`` of the sink's own sample ``sample_index``."""
         self._advance()
         with self._cond:
             taken = self._ring.taken
@@ -130,8 +141,22 @@ class Sink:
 
     @property
     def written(self) -> int:
-        """Samples accepted by ``write`` so far."""
-        return self._ring.written
+        """Source samples accepted by ``write`` so far (the ring counts the sink's own)."""
+        written = self._ring.written
+        if self._resampler is None:
+            return written
+        return math.floor(written * self.source_rate / self.sample_rate)
+
+    def adopt(self, rate: int, channels: int) -> None:
+        """Take blocks of ``rate`` and ``channels`` from now on, converted to the sink's
+        own: a stream's format is known only once its header arrives, and a sound device
+        opened before then is already playing steadily. Before the first ``write`` only."""
+        if self._ring.written:
+            raise ValueError("a sink adopts a source format before the first write only")
+        self.source_rate, self._source_channels = rate, channels
+        self._resampler = (
+            None if rate == self.sample_rate else Resampler(rate, self.sample_rate, self.channels)
+        )
 
     # -- producer side -------------------------------------------------------------------------
     def write(self, block: np.ndarray) -> bool:
@@ -159,6 +184,9 @@ class Sink:
 
     def end(self) -> None:
         """No more samples: play out what is queued without waiting for a full buffer."""
+        if self._resampler is not None and not self._last_block:
+            self._last_block = True
+            self.write(np.zeros((0, self._source_channels), np.float32))
         with self._cond:
             self._ended = True
             self._filling = False
@@ -171,7 +199,7 @@ class Sink:
             if not self._ended or self._ring.taken < self._ring.written:
                 return False
             last = self._ring.written - 1
-        heard = self.dac_time(last) if last >= 0 else None
+        heard = self._heard(last) if last >= 0 else None
         return heard is None or heard <= self.now()
 
     def gate(self, closed: bool) -> None:
@@ -205,8 +233,14 @@ class Sink:
 
     # -- internals -----------------------------------------------------------------------------
     def _prepare(self, block: np.ndarray) -> np.ndarray:
-        """Hook for format conversion (the device sink resamples here if it must)."""
-        return np.asarray(block, np.float32).reshape(-1, self.channels)
+        """A source block as the sink plays it: downmixed (or copied to every channel) if
+        the channels differ, resampled if the rates do."""
+        block = np.asarray(block, np.float32).reshape(-1, self._source_channels)
+        if self._source_channels != self.channels:
+            block = np.repeat(block.mean(axis=1, keepdims=True), self.channels, axis=1)
+        if self._resampler is not None:
+            block = self._resampler.process(block, last=self._last_block)
+        return block
 
     def _consume(self, out: np.ndarray, dac: float, underflow: bool = False) -> None:
         """Fill ``out`` from the ring (silence where there is nothing); called per callback.
@@ -315,12 +349,7 @@ class DeviceSink(Sink):
         index = resolve_device(device, "output")
         rate, out_channels, extra = output_settings(sd, index, sample_rate, channels)
         super().__init__(rate, out_channels, **kwargs)  # type: ignore[arg-type]
-        self.source_rate = sample_rate
-        self._source_channels = channels
-        self._resampler = (
-            None if rate == sample_rate else Resampler(sample_rate, rate, out_channels)
-        )
-        self._last_block = False  # end(): the resampler gives back what its filter holds
+        self.adopt(sample_rate, channels)
         self._held = True
         self._last_callback: float | None = None
         self._callbacks = 0
@@ -374,20 +403,6 @@ class DeviceSink(Sink):
                 )
         return self._failure
 
-    def dac_time(self, sample_index: int) -> float | None:
-        """``sample_index`` counts source samples; converted if the device resamples."""
-        if self._resampler is not None:
-            sample_index = math.floor(sample_index * self.sample_rate / self.source_rate)
-        return super().dac_time(sample_index)
-
-    @property
-    def written(self) -> int:
-        """Source samples accepted so far (the ring counts device samples if resampling)."""
-        written = self._ring.written
-        if self._resampler is None:
-            return written
-        return math.floor(written * self.source_rate / self.sample_rate)
-
     def close(self) -> None:
         super().close()
         try:
@@ -395,20 +410,6 @@ class DeviceSink(Sink):
             self._stream.close()
         except Exception:  # the device may be gone already; closing is best-effort
             pass
-
-    def _prepare(self, block: np.ndarray) -> np.ndarray:
-        block = np.asarray(block, np.float32).reshape(-1, self._source_channels)
-        if self._source_channels != self.channels:  # device has fewer channels: downmix
-            block = np.repeat(block.mean(axis=1, keepdims=True), self.channels, axis=1)
-        if self._resampler is not None:
-            block = self._resampler.process(block, last=self._last_block)
-        return block
-
-    def end(self) -> None:
-        if self._resampler is not None and not self._last_block:
-            self._last_block = True
-            self.write(np.zeros((0, self._source_channels), np.float32))
-        super().end()
 
     def _callback(self, outdata: np.ndarray, frames: int, timing, status) -> None:
         self._heartbeat = time.monotonic()

@@ -13,7 +13,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -319,19 +319,36 @@ def _format(rate: int, channels: int | None) -> tuple[int, int]:
     return rate, channels
 
 
+class StreamFormat(NamedTuple):
+    """The format to open the sound output and the model with before a WAV stream's header
+    arrives, so that the wait for a new output stream to play steadily overlaps with the
+    wait for the input (the sink adopts the real format when the header comes)."""
+
+    rate: int
+    channels: int
+    announced: bool  # by --rate/--channels (a mismatch deserves a line), else a guess
+
+
+# The guess without --rate: most TTS engines write 22.05 kHz (espeak-ng, Piper); stereo
+# keeps a stereo stream's channels, a mono one is copied to both.
+GUESSED_STREAM = StreamFormat(22050, 2, announced=False)
+
+
 def expected_format(
     path_or_dash: str | Path, raw: bool, rate: int | None, channels: int | None
-) -> tuple[int, int] | None:
-    """The (rate, channels) a WAV stream on stdin is announced to have by --rate/--channels,
-    so the player can open the sound device before the header; None if not announced."""
+) -> StreamFormat | None:
+    """The format a WAV stream on stdin is announced to have by --rate/--channels, else
+    ``GUESSED_STREAM``; None for files and raw PCM, whose format is known at once."""
     if str(path_or_dash) != "-" and (rate is not None or channels is not None):
         raise NsplayerError(
             "--rate and --channels apply to stdin only (a file's header says them): "
             "drop them, or use `nsplayer play - ...`"
         )
-    if raw or rate is None:
+    if raw or str(path_or_dash) != "-":
         return None
-    return _format(rate, channels)
+    if rate is None:
+        return GUESSED_STREAM
+    return StreamFormat(*_format(rate, channels), announced=True)
 
 
 def open_source(
