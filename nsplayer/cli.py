@@ -114,9 +114,16 @@ def listen(port: int, host: str, as_json: bool, count: int | None, timeout: floa
 @click.option("--channels", type=int, help="Channels of raw PCM on stdin. [default: 1]")
 @click.option("--sample-format", metavar="FMT", help="Raw PCM sample format. [default: s16le]")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary line.")
 @click.pass_context
 def export(
-    ctx: click.Context, audio: str, output: str, fmt: str | None, causal: bool, **params
+    ctx: click.Context,
+    audio: str,
+    output: str,
+    fmt: str | None,
+    causal: bool,
+    quiet: bool,
+    **params,
 ) -> None:
     """AUDIO (a file, or - for stdin) to Live Link Face CSV, JSON or .npy, offline."""
     from pathlib import Path
@@ -133,7 +140,7 @@ def export(
     bars: list = []
 
     def progress_factory(total: int | None):
-        if total is None or total < 1_000_000 or not sys.stderr.isatty():  # long files only
+        if quiet or total is None or total < 1_000_000 or not sys.stderr.isatty():  # long files
             return lambda n: None
         bar = click.progressbar(length=total, label="export", file=sys.stderr)
         bars.append(bar.__enter__())
@@ -146,8 +153,9 @@ def export(
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
-    where = "stdout" if output == STDOUT else out
-    click.echo(f"wrote {n} frames at {fps} fps to {where}", err=True)
+    if not quiet:
+        where = "stdout" if output == STDOUT else out
+        click.echo(f"wrote {n} frames at {fps} fps to {where}", err=True)
 
 
 # --- play / replay / idle / devices (player) ---------------------------------------------------

@@ -135,6 +135,15 @@ def test_export_honours_config_and_environment(speech_wav, tmp_path, config, env
     assert proc.returncode == 0 and f"at {fps} fps" in proc.stderr, proc.stderr
 
 
+def test_quiet_export_writes_the_file_and_nothing_else(speech_wav, tmp_path) -> None:
+    proc = subprocess.run(
+        [*EXPORT, str(speech_wav), "-o", "out.npy", "-q"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=quiet_env(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == ""
+    assert len(np.load(tmp_path / "out.npy")) > 0
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
