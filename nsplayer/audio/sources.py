@@ -365,6 +365,11 @@ def open_source(
         raise NsplayerError("--sample-format is for raw PCM on stdin (--raw); a WAV says its own")
     if str(path_or_dash) == "-":
         stream = stdin if stdin is not None else sys.stdin.buffer
+        if stream.isatty():  # a newcomer's `nsplayer play -` would wait for ever
+            raise NsplayerError(
+                "- reads audio from stdin, which is a terminal here — pipe audio in, e.g. "
+                "espeak-ng --stdout 'Hello there' | nsplayer play -"
+            )
         if raw:
             return _raw_source(stream, rate, channels, sample_format)
         return open_wav_stream(stream)
