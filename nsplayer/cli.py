@@ -334,6 +334,16 @@ def _finish(result, reporter) -> None:
         sys.exit(result.exit_code)
 
 
+def _announcer(quiet: bool):
+    """A service's lines on stderr; with -q only its warnings."""
+
+    def announce(line: str) -> None:
+        if not quiet or line.startswith("warning"):
+            click.echo(line, err=True)
+
+    return announce
+
+
 def _reporter(options):
     from nsplayer.audio.quiet import hush
     from nsplayer.reporting import Reporter
@@ -459,7 +469,8 @@ def devices() -> None:
     help="Requests that may wait for a worker; more get 503 with Retry-After.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
-def serve(host: str, port: int, rows: str, max_body_mb: float, **params) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No start and stop lines (warnings stay).")
+def serve(host: str, port: int, rows: str, max_body_mb: float, quiet: bool, **params) -> None:
     """NeuroSync-compatible HTTP API over the embedded model (POST /audio_to_blendshapes).
 
     Ctrl-C or SIGTERM finishes the requests in progress (at most 5 s) and exits 130/143."""
@@ -469,7 +480,7 @@ def serve(host: str, port: int, rows: str, max_body_mb: float, **params) -> None
     settings = ServerSettings(
         host=host, port=port, rows=int(rows), max_body=int(max_body_mb * 1024 * 1024), **params
     )
-    code = run_server(settings, announce=lambda line: click.echo(line, err=True))
+    code = run_server(settings, announce=_announcer(quiet))
     if code:
         sys.exit(code)
 
@@ -565,7 +576,10 @@ def live(ctx: click.Context, **params):
     "--stats", type=click.Path(dir_okay=False), help="JSON timing report of every sent frame."
 )
 @click.option("-v", "--verbose", count=True, help="Log every request.")
-def stage(host, port, subjects, audio, device, targets, av_offset_ms, stats, verbose, **params):
+@click.option("-q", "--quiet", is_flag=True, help="No start line.")
+def stage(
+    host, port, subjects, audio, device, targets, av_offset_ms, stats, verbose, quiet, **params
+):
     """Speech service for a cast of characters: WebSocket /v1/stream and a REST API."""
     from pathlib import Path
 
@@ -587,7 +601,7 @@ def stage(host, port, subjects, audio, device, targets, av_offset_ms, stats, ver
         stats=None if stats is None else Path(stats),
         verbose=verbose,
     )
-    code = run_stage(settings, announce=lambda line: click.echo(line, err=True))
+    code = run_stage(settings, announce=_announcer(quiet))
     if code:
         sys.exit(code)
 

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -247,6 +248,32 @@ def test_cli_warns_when_not_loopback() -> None:
     finally:
         proc.kill()
     assert first.startswith("warning: listening on 0.0.0.0")
+    assert proc.returncode == 143
+
+
+def test_cli_quiet_keeps_the_warning_only() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = start_cli("--host", "0.0.0.0", "--port", str(port), "-q")
+    try:
+        first = proc.stderr.readline()
+        deadline = time.monotonic() + 20
+        while True:  # no "serving" line to wait for: ask until it answers
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", "/health")
+                assert conn.getresponse().status == 200
+                conn.close()
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert first.startswith("warning: listening on 0.0.0.0") and rest == ""
     assert proc.returncode == 143
 
 

@@ -418,6 +418,22 @@ def test_a_signal_eases_every_face_out_and_exits_128_plus_it(frames, speech, sig
     assert all(r["summary"]["speech_frames"] > 30 for r in reports)
 
 
+def test_quiet_stage_prints_nothing_and_still_runs(frames):
+    command = [sys.executable, "-m", "nsplayer.cli", "stage", "--port", "0", "--audio", "none",
+               "--target", frames.target, "--subject", "anna", "-q"]  # fmt: skip
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not frames.of("anna"):  # the face is alive from the start
+            assert time.monotonic() < deadline and proc.poll() is None, "no frames came"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err == ""
+
+
 @needs_pulse
 def test_local_audio_through_pulseaudio_times_frames_by_the_dac(frames, speech):
     pcm, rate = speech
