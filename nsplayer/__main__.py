@@ -40,6 +40,8 @@ def _dropped(unraisable: sys.UnraisableHookArgs) -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, _interrupted)
     sys.unraisablehook = _dropped
+    if sys.stderr is None:  # started with stderr closed: nowhere to report, so run quietly
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the whole run)
     from nsplayer.cli import main as cli
 
     cli()

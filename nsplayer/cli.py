@@ -74,6 +74,11 @@ def listen(port: int, host: str, as_json: bool, count: int | None, timeout: floa
     Exits 1 when nothing arrives before --timeout, 130 on Ctrl-C, 143 on SIGTERM."""
     from nsplayer.listen import listen as run_listen
 
+    if sys.stdout is None:
+        raise NsplayerError(
+            "stdout is closed: listen prints what it receives there — give it a terminal, "
+            "a file (> packets.jsonl) or a pipe"
+        )
     result = run_listen(
         port,
         host,

@@ -121,6 +121,8 @@ def _opened(out: Path, binary: bool) -> Iterator[TextIO | BinaryIO]:
 
 
 def _stdout(binary: bool) -> Iterator[TextIO | BinaryIO]:
+    if sys.stdout is None:
+        raise NsplayerError("stdout is closed — give -o FILE, or redirect stdout to a file")
     if binary and sys.stdout.isatty():
         raise NsplayerError("an .npy is binary: redirect stdout to a file, or use -o FILE")
     stream = sys.stdout.buffer if binary else sys.stdout

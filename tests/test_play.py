@@ -381,25 +381,6 @@ def test_a_wrong_rate_announcement_is_converted_with_one_line_and_plays_all(tmp_
     assert_consecutive(frames)
 
 
-@pytest.mark.parametrize("command", [["play", "-", "--no-audio"], ["export", "-", "-o", "x.csv"]])
-def test_a_terminal_as_stdin_is_one_line_not_a_wait(tmp_path, command):
-    """`nsplayer play -` typed in a terminal would wait for ever for audio; it says what to do."""
-    import pty
-
-    controller, terminal = pty.openpty()
-    try:
-        proc = subprocess.run(
-            [*NSPLAYER, *command], stdin=terminal, capture_output=True, text=True,
-            timeout=30, cwd=tmp_path,
-        )  # fmt: skip
-    finally:
-        os.close(controller)
-        os.close(terminal)
-    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "stdin, which is a terminal" in proc.stderr and "| nsplayer play -" in proc.stderr
-    assert not (tmp_path / "x.csv").exists()
-
-
 PRODUCER = """
 import sys, time
 data = sys.stdin.buffer.read()

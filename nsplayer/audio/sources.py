@@ -364,18 +364,25 @@ def open_source(
     if sample_format is not None and not raw:
         raise NsplayerError("--sample-format is for raw PCM on stdin (--raw); a WAV says its own")
     if str(path_or_dash) == "-":
-        stream = stdin if stdin is not None else sys.stdin.buffer
-        if stream.isatty():  # a newcomer's `nsplayer play -` would wait for ever
-            raise NsplayerError(
-                "- reads audio from stdin, which is a terminal here — pipe audio in, e.g. "
-                "espeak-ng --stdout 'Hello there' | nsplayer play -"
-            )
+        stream = stdin if stdin is not None else _stdin()
         if raw:
             return _raw_source(stream, rate, channels, sample_format)
         return open_wav_stream(stream)
     if raw:
         raise NsplayerError("--raw applies to stdin only: use `nsplayer play - --raw ...`")
     return FileSource(Path(path_or_dash))
+
+
+def _stdin() -> BinaryIO:
+    """Standard input for audio; one line if it is closed or a terminal (where a newcomer's
+    `nsplayer play -` would wait for ever)."""
+    where = "closed" if sys.stdin is None else "a terminal" if sys.stdin.isatty() else None
+    if where is not None:
+        raise NsplayerError(
+            f"- reads audio from stdin, which is {where} here — pipe audio in, e.g. "
+            "espeak-ng --stdout 'Hello there' | nsplayer play -"
+        )
+    return sys.stdin.buffer
 
 
 def to_mono(block: np.ndarray) -> np.ndarray:
