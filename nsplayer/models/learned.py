@@ -66,14 +66,15 @@ PAUSE_POSTERIOR = 0.5
 PAUSE_FRAMES = 15
 ONSET_FRAMES = 3
 VOWELS = [VISEMES.index(v) for v in ("open", "rounded", "spread", "mid")]
-# (attack, release) seconds per shape: the posteriors are already smooth, so these are
-# faster than the DSP model's.
+# (attack, release) seconds per shape: the posteriors are already smooth (the network's
+# own context), so these are faster than the DSP model's, and the lips follow them within
+# a frame (10 ms: at 30 ms they missed rounding and spreading; model card), in both modes.
 TIME_CONSTANTS = (
     (0.020, 0.035),  # open
     (0.008, 0.015),  # closed
-    (0.030, 0.050),  # round
-    (0.030, 0.050),  # spread
-    (0.015, 0.030),  # labiodental
+    (0.010, 0.050),  # round
+    (0.010, 0.050),  # spread
+    (0.005, 0.030),  # labiodental
     (0.020, 0.030),  # sibilant
     (0.080, 0.300),  # accent
 )
