@@ -67,10 +67,11 @@ PAUSE_FRAMES = 15
 ONSET_FRAMES = 3
 VOWELS = [VISEMES.index(v) for v in ("open", "rounded", "spread", "mid")]
 # (attack, release) seconds per shape: the posteriors are already smooth (the network's
-# own context), so these are faster than the DSP model's, and the lips follow them within
-# a frame (10 ms: at 30 ms they missed rounding and spreading; model card), in both modes.
+# own context), so these are faster than the DSP model's: the jaw and the lips follow them
+# within one 10 ms step (at 20-30 ms a short vowel was over before they got there, and the
+# jaw answered onsets 4 ms later; model card), in both modes.
 TIME_CONSTANTS = (
-    (0.020, 0.035),  # open
+    (0.010, 0.035),  # open
     (0.008, 0.015),  # closed
     (0.010, 0.050),  # round
     (0.010, 0.050),  # spread
