@@ -265,7 +265,9 @@ def measure_live(bursts: int, extra: list[str]) -> dict[str, list[float]]:
 
 def split_live(dacs, adcs, packets, stats) -> dict[str, list[float]]:
     frames = stats["frames"]
-    by_number = {number: k for k, number in enumerate(frames["frame"])}
+    by_number: dict[int, list[int]] = {}  # a timecode's frame number recurs every second
+    for k, number in enumerate(frames["frame"]):
+        by_number.setdefault(number, []).append(k)
     names = ("pulse", "total", "input", "lookahead", "response", "send")
     rows: dict[str, list[float]] = {name: [] for name in names}
     lookahead = stats["lookahead_s"]
@@ -274,7 +276,9 @@ def split_live(dacs, adcs, packets, stats) -> dict[str, list[float]]:
         hit = next((p for p in packets if p[0] > dac and p[2] > JAW_THRESHOLD), None)
         if adc is None or hit is None or hit[0] - dac > GAP_S or hit[1] not in by_number:
             continue
-        arrival, k = hit[0], by_number[hit[1]]  # the packet, and its frame in --stats
+        # the packet, and its frame in --stats: of those with its number, the one sent then
+        arrival = hit[0]
+        k = min(by_number[hit[1]], key=lambda j: abs(arrival - frames["arrival"][j]))
         audio_needed = frames["capture"][k] + lookahead
         rows["pulse"].append(adc - dac)
         rows["total"].append(arrival - adc)
