@@ -355,6 +355,7 @@ def _finish_files(
             underruns=sink.underruns,
             device_status_errors=sink.status_errors,
             missing=track.missing,
+            model_lookahead_s=None if track.feed.model is None else track.feed.model.lookahead_s,
         )
         write_json(options.stats, report)
     conductor.save(performer)
@@ -434,8 +435,7 @@ def _open(
     ``expect`` (a stream's format as announced or guessed) opens the sink and the model
     before the stream's header arrives: a new output stream can take a while to play at a
     steady pace, and that wait then overlaps with the wait for the input. If the header
-    says otherwise, the sink converts (``Sink.adopt``) and the model is made anew; if it
-    gives the length (a whole file piped in) and no --rate came, both are, as for a file.
+    says otherwise, the sink converts (``Sink.adopt``) and the model is made anew.
     """
     with_model = options.model is not None
     model = sink = source = None
@@ -468,14 +468,9 @@ def _fit(
     model: FaceModel | None,
     reporter: Reporter,
 ) -> tuple[Sink | None, FaceModel | None]:
-    """The sink and model opened for ``expect``, kept for ``source`` where they fit it (the
-    sink converts), else closed (None: ``_open`` opens them anew)."""
-    if source.frames is not None and not expect.announced:
-        # A whole file through a pipe: played as files are (the offline model).
-        for opened in (sink, model):
-            if opened is not None:
-                opened.close()
-        return None, None
+    """The sink and model opened for ``expect``, kept for ``source``: the sink converts its
+    format if it differs; the model, made for a rate, is closed if the rate does (None:
+    ``_open`` makes it anew)."""
     if (source.sample_rate, source.channels) != expect[:2]:
         if expect.announced:
             reporter.say(_not_as_expected(source, expect))

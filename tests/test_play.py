@@ -105,6 +105,32 @@ def test_play_stdin_wav_stream_from_espeak(tmp_path):
     assert jaw(frames).max() > 0.1
 
 
+@pytest.mark.parametrize(
+    ("source", "lookahead_s"), [("file", 0.1), ("whole", 0.03), ("pipe", 0.03)]
+)
+def test_a_file_gets_the_offline_model_and_stdin_the_causal_one(tmp_path, source, lookahead_s):
+    """A file's path: the offline model (100 ms look-ahead); stdin, whether its header gives
+    the length (`cat speech.wav |`) or not (a TTS engine's pipe): the causal one (30 ms)."""
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (t > 0.3) * 32767).astype("<i2")
+    path = tmp_path / "tone.wav"
+    sf.write(path, tone, 16000, subtype="PCM_16")
+    wav = path.read_bytes()
+    stdin = {"file": None, "whole": wav, "pipe": _streamed_header(wav)}[source]
+    stats = tmp_path / "stats.json"
+    args = ["play", str(path) if stdin is None else "-", "--no-audio", "--target", "127.0.0.1:9"]
+    proc = run([*args, "--stats", stats], stdin=stdin)
+    assert proc.returncode == 0, proc.stderr
+    report = read_stats(stats)
+    assert report["model_lookahead_s"] == pytest.approx(lookahead_s, abs=0.002)
+    assert abs(report["summary"]["speech_frames"] + report["dropped"] - FPS) <= 2
+
+
+def _streamed_header(wav: bytes) -> bytes:
+    """The same WAV with the "unknown length" sizes a writer that cannot seek puts there."""
+    return wav[:4] + b"\xff\xff\xff\xff" + wav[8:40] + b"\xff\xff\xff\xff" + wav[44:]
+
+
 def test_play_stdin_raw_pcm(tmp_path):
     cap = Capture()
     stats = tmp_path / "stats.json"
