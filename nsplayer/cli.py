@@ -339,16 +339,6 @@ def _finish(result, reporter) -> None:
         sys.exit(result.exit_code)
 
 
-def _announcer(quiet: bool):
-    """A service's lines on stderr; with -q only its warnings."""
-
-    def announce(line: str) -> None:
-        if not quiet or line.startswith("warning"):
-            click.echo(line, err=True)
-
-    return announce
-
-
 def _reporter(options):
     from nsplayer.audio.quiet import hush
     from nsplayer.reporting import Reporter
@@ -475,7 +465,7 @@ def devices() -> None:
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
 @click.option("-q", "--quiet", is_flag=True, help="No start and stop lines (warnings stay).")
-def serve(host: str, port: int, rows: str, max_body_mb: float, quiet: bool, **params) -> None:
+def serve(host: str, port: int, rows: str, max_body_mb: float, **params) -> None:
     """NeuroSync-compatible HTTP API over the embedded model (POST /audio_to_blendshapes).
 
     Ctrl-C or SIGTERM finishes the requests in progress (at most 5 s) and exits 130/143."""
@@ -485,7 +475,7 @@ def serve(host: str, port: int, rows: str, max_body_mb: float, quiet: bool, **pa
     settings = ServerSettings(
         host=host, port=port, rows=int(rows), max_body=int(max_body_mb * 1024 * 1024), **params
     )
-    code = run_server(settings, announce=_announcer(quiet))
+    code = run_server(settings, announce=lambda line: click.echo(line, err=True))
     if code:
         sys.exit(code)
 
@@ -605,8 +595,9 @@ def stage(
         app=AppSettings(token=token, audio=audio, max_body_mb=max_body_mb),
         stats=None if stats is None else Path(stats),
         verbose=verbose,
+        quiet=quiet,
     )
-    code = run_stage(settings, announce=_announcer(quiet))
+    code = run_stage(settings, announce=lambda line: click.echo(line, err=True))
     if code:
         sys.exit(code)
 

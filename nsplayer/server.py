@@ -88,6 +88,7 @@ class ServerSettings:
     max_connections: int = 512
     shutdown_timeout: float = 5.0  # requests in progress get this long after a stop
     verbose: bool = False
+    quiet: bool = False  # no start and stop lines (warnings stay)
 
 
 # --- audio and the model (in a worker thread or process) ---------------------------------------
@@ -481,9 +482,11 @@ def serve(settings: ServerSettings, announce: Callable[[str], None] = print) -> 
                 f"server (no authentication)"
             )
         _log_to_stderr(settings.verbose)
-        announce(f"serving the embedded model on {server.url} (Ctrl-C to stop)")
+        if not settings.quiet:
+            announce(f"serving the embedded model on {server.url} (Ctrl-C to stop)")
         signum = server.run()
-    announce("stopped")
+    if not settings.quiet:
+        announce("stopped")
     return 0 if signum is None else 128 + signum
 
 

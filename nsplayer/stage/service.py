@@ -50,6 +50,7 @@ class StageSettings:
     app: AppSettings = field(default_factory=AppSettings)
     stats: Path | None = None  # every subject's per-frame timing report, written at the end
     verbose: int = 0
+    quiet: bool = False  # no start line
 
 
 class Stage:
@@ -203,10 +204,11 @@ def run_stage(settings: StageSettings, announce: Callable[[str], None]) -> int:
         service = Service(settings, stop)
         where = host_port(settings.host, service.port)
         names = ", ".join(settings.subjects) or "created on first use"
-        announce(
-            f"nsplayer: stage on ws://{where}/v1/stream and http://{where}/v1 -> "
-            f"{', '.join(settings.targets)} (subjects: {names}; audio: {settings.audio}; "
-            "Ctrl-C stops)"
-        )
+        if not settings.quiet:
+            announce(
+                f"nsplayer: stage on ws://{where}/v1/stream and http://{where}/v1 -> "
+                f"{', '.join(settings.targets)} (subjects: {names}; audio: {settings.audio}; "
+                "Ctrl-C stops)"
+            )
         signum = service.run()
     return 0 if signum is None else 128 + signum
