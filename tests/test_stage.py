@@ -199,6 +199,29 @@ def test_replace_cuts_the_line_and_the_queue_and_plays_the_new_one(stage, speech
     assert client.until("utterance.finished", "new")["duration_ms"] == pytest.approx(500, 1)
 
 
+def test_a_long_fade_keeps_the_mouth_speaking_ever_smaller_until_the_sound_is_gone(
+    stage, frames, speech
+):
+    pcm, rate = speech
+    client = Client(url(stage))
+    client.speak("anna", "long", np.concatenate([pcm] * 4), rate)
+    started = client.when("utterance.started", "long")
+    time.sleep(0.6)
+    client.send(type="interrupt", subject="anna", fade_ms=1000)
+    cut = client.when("utterance.interrupted", "long")
+    time.sleep(1.5)
+
+    def jaw(since: float, until: float) -> np.ndarray:
+        return np.array([f.values[JAW] for f in frames.of("anna", since, until)])
+
+    before, early, late = jaw(started, cut), jaw(cut + 0.1, cut + 0.5), jaw(cut + 0.75, cut + 1.0)
+    assert early.max() > 0.2 * before.max()  # still speaking 0.5 s into the fade
+    assert np.sum(np.abs(np.diff(early)) > 0.005) > 5  # moving with the syllables, not held
+    assert late.max() < 0.35 * before.max()  # at most a third of its size near the end
+    assert jaw(cut + 1.25, cut + 1.5).max() < REST  # and at rest once the sound is gone
+    assert consecutive(frames.of("anna"))
+
+
 def test_interrupt_mode_keeps_the_queue(stage, speech):
     pcm, rate = speech
     client = Client(url(stage))

@@ -17,6 +17,7 @@ timeline runs on the monotonic clock, which is what ``--audio none`` needs.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import time
 from collections import deque
@@ -55,6 +56,7 @@ class Voice:
         self._playing = False
         self._ended = False
         self._fade: tuple[int, int] | None = None  # (samples faded so far, fade length)
+        self._fade_span: tuple[int, int] | None = None  # (first faded sample, fade length)
         self._cut = False  # faded out or cleared: nothing more will play
 
     # -- producer side -------------------------------------------------------------------------
@@ -101,7 +103,22 @@ class Voice:
                 self._stop()
             elif self._fade is None:
                 self._fade = (0, max(1, round(fade_s * self._mixer.rate)))
+                self._fade_span = (self._mixed, self._fade[1])
         return heard
+
+    def gain(self, index: int) -> float:
+        """The fade's gain on voice sample ``index``: 1 before a fade, falling linearly to 0
+        over it (what the face scales its speech by, so the mouth fades with the voice)."""
+        span = self._fade_span
+        if span is None:
+            return 1.0
+        first, length = span
+        return min(1.0, max(0.0, 1.0 - (index * self._ratio - first) / length))
+
+    def fade_end(self) -> int | None:
+        """The voice sample a fade ends at (None without one): nothing after it is heard."""
+        span = self._fade_span
+        return None if span is None else math.ceil(sum(span) / self._ratio)
 
     # -- timeline ------------------------------------------------------------------------------
     def dac_time(self, index: int) -> float | None:

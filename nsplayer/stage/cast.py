@@ -70,11 +70,15 @@ class Track:
         self._total: int | None = None  # frames in all, once the audio has ended
         self._audio: list[np.ndarray] = []  # not yet given to the model
         self._waiting = 0  # samples in _audio
+        self._fed = 0  # samples given to the model
         self._ending = False
+        self._limit: int | None = None  # cut short: the model gets no audio past this sample
         self._lock = threading.Lock()  # the producer adds, the director feeds
 
     def add(self, pcm: np.ndarray) -> None:
         with self._lock:
+            if self._limit is not None:
+                return
             self._audio.append(pcm)
             self._waiting += len(pcm)
 
@@ -90,30 +94,42 @@ class Track:
         with self._lock:
             if self._total is not None:
                 return
-            if self._waiting and (self._ending or self._waiting >= block_s * self.rate):
+            last = self._ending or self._limit is not None
+            if self._waiting and (last or self._waiting >= block_s * self.rate):
                 self._run()
             elif self._waiting:
                 due = self.due(len(self._rows))
                 if due is not None and due - now <= HORIZON_S:
                     self._run()
-            if self._ending and not self._waiting:
-                self._rows.extend(self.model.flush())
-                self._total = len(self._rows)
-                self.model.close()
+            if last and not self._waiting:
+                self._finish()
 
-    def close(self) -> None:
-        """Cut short: no more frames."""
+    def close(self, until: int | None = None) -> None:
+        """Cut short: the model gets the audio up to sample ``until`` (what a fading voice
+        still plays; default: none beyond what it has), then no more. The first call counts."""
         with self._lock:
-            self._audio.clear()
-            self._waiting = 0
-            self._total = len(self._rows) if self._total is None else self._total
-            self.model.close()
+            if self._limit is not None or self._total is not None:
+                return
+            self._limit = self._fed if until is None else max(self._fed, until)
+            if self._waiting:
+                pcm = np.concatenate(self._audio)[: self._limit - self._fed]
+                self._audio, self._waiting = ([pcm] if len(pcm) else []), len(pcm)
+            if not self._waiting:
+                self._finish()
+
+    def _finish(self) -> None:
+        """No more audio: the model's last frames (all of them unless cut short)."""
+        if self._limit is None:
+            self._rows.extend(self.model.flush())
+        self._total = len(self._rows)
+        self.model.close()
 
     def _run(self) -> None:
         pcm = self._audio[0] if len(self._audio) == 1 else np.concatenate(self._audio)
         most = round(MAX_FEED_S * self.rate)
         self._audio = [pcm[most:]] if len(pcm) > most else []
         self._waiting = len(pcm) - len(pcm[:most])
+        self._fed += len(pcm[:most])
         self._rows.extend(self.model.feed(pcm[:most]))
 
     def due(self, index: int) -> float | None:
@@ -121,8 +137,13 @@ class Track:
         return None if voice is None else voice.dac_time(index * self.rate // self.fps)
 
     def row(self, index: int) -> np.ndarray | None:
-        rows = self._rows
-        return rows[index] if index < len(rows) else None
+        """Frame ``index``, scaled by the voice's fade at its time: an interrupted line's
+        mouth fades out with its sound."""
+        rows, voice = self._rows, self.voice
+        if index >= len(rows):
+            return None
+        gain = 1.0 if voice is None else voice.gain(index * self.rate // self.fps)
+        return rows[index] if gain >= 1.0 else rows[index] * np.float32(gain)
 
     def done(self, index: int) -> bool:
         voice = self.voice
@@ -373,8 +394,13 @@ class Cast:
         cut = []
         current = subject.current
         if current is not None and uid in (None, current.id):
-            heard = current.voice.fade(fade_s) if current.voice is not None else 0
-            subject.performer.silence()
+            voice = current.voice
+            heard = voice.fade(fade_s) if voice is not None else 0
+            end = None if voice is None else voice.fade_end()
+            if end is None:
+                subject.performer.silence()
+            else:  # the face speaks on through the fade (Track.row), until the voice is cut
+                current.track.close(until=end)
             subject.current = None
             self._over(current, "utterance.interrupted", played_ms=current.played_ms(heard))
             cut.append(current)
