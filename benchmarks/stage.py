@@ -9,7 +9,8 @@ to its `--stats` report, which says which packet carried each utterance's speech
   whose frames wait for their audio to be heard). It includes the jitter cushion (the
   model's look-ahead + 60 ms) by design.
 * interrupt -> mouth at rest: an `interrupt` (default 150 ms fade) sent while the jaw is
-  open; the arrival of the first packet from which JawOpen stays below 0.05.
+  open; the arrival of the first packet from which JawOpen stays below 0.05. Again with a
+  1000 ms fade, through which the mouth keeps speaking, scaled by the fade's gain.
 * N subjects speaking at once: CPU of the service and its pacer process (from /proc, Linux)
   while all speak, divided by the wall time; |send time - due| p99 over every speech frame;
   frames dropped as late.
@@ -194,8 +195,9 @@ def first_packets(audio: str, runs: int) -> list[float]:
     return [arrival[f] - t for f, t in zip(zero, firsts, strict=True) if f in arrival]
 
 
-def interrupts(runs: int) -> list[float]:
-    """Interrupt sent while the jaw is open -> the first packet of lasting rest."""
+def interrupts(runs: int, fade_ms: int | None = None) -> list[float]:
+    """Interrupt sent while the jaw is open -> the first packet of lasting rest (``fade_ms``:
+    the interrupt's, default the protocol's 150 ms)."""
     pcm, rate = speech()
     service = Service(["anna"])
     got = service.receiver.got
@@ -210,9 +212,10 @@ def interrupts(runs: int) -> list[float]:
             while got[-1][3] < 0.2:  # wait for an open jaw
                 await asyncio.sleep(0.005)
             sent = time.monotonic()
-            await ws.send(json.dumps({"type": "interrupt", "subject": "anna"}))
+            fade = {} if fade_ms is None else {"fade_ms": fade_ms}
+            await ws.send(json.dumps({"type": "interrupt", "subject": "anna", **fade}))
             await events(ws, "utterance.interrupted", f"i{k}")
-            await asyncio.sleep(0.8)
+            await asyncio.sleep(0.8 + (fade_ms or 0) / 1000)
             marks.append((sent, time.monotonic()))
         await ws.close()
         return marks
@@ -325,6 +328,11 @@ def main() -> None:
         )
     v = interrupts(max(5, args.runs // 2))
     rows.append(f"| interrupt → mouth at rest | {len(v)} | {ms(v, 50)} | {ms(v, 95)} | ≤ 150 |")
+    v = interrupts(max(5, args.runs // 4), fade_ms=1000)
+    rows.append(
+        f"| interrupt, `fade_ms` 1000 → mouth at rest | {len(v)} | {ms(v, 50)} | {ms(v, 95)} | "
+        "≈ 1000: the mouth follows the sound |"
+    )
     print("\n".join(rows) + "\n")
     rows = [
         "| subjects speaking at once | speech frames | service CPU % (one core = 100) | "

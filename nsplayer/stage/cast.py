@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nsplayer.animation.compose import FAST_BLEND_S
 from nsplayer.audio.mixer import Mixer, Voice
 from nsplayer.engine import Conductor, Look, Performer
 from nsplayer.errors import NsplayerError
@@ -73,6 +74,7 @@ class Track:
         self._fed = 0  # samples given to the model
         self._ending = False
         self._limit: int | None = None  # cut short: the model gets no audio past this sample
+        self._ease_at: float | None = None  # cut short: no frame due from then on is spoken
         self._lock = threading.Lock()  # the producer adds, the director feeds
 
     def add(self, pcm: np.ndarray) -> None:
@@ -104,12 +106,14 @@ class Track:
             if last and not self._waiting:
                 self._finish()
 
-    def close(self, until: int | None = None) -> None:
+    def close(self, until: int | None = None, ease_at: float | None = None) -> None:
         """Cut short: the model gets the audio up to sample ``until`` (what a fading voice
-        still plays; default: none beyond what it has), then no more. The first call counts."""
+        still plays; default: none beyond what it has), then no more; the frames due from
+        ``ease_at`` on are not spoken (the performer eases to idle). The first call counts."""
         with self._lock:
             if self._limit is not None or self._total is not None:
                 return
+            self._ease_at = ease_at
             self._limit = self._fed if until is None else max(self._fed, until)
             if self._waiting:
                 pcm = np.concatenate(self._audio)[: self._limit - self._fed]
@@ -146,9 +150,14 @@ class Track:
         return rows[index] if gain >= 1.0 else rows[index] * np.float32(gain)
 
     def done(self, index: int) -> bool:
+        """Also true for frames due from ``ease_at`` (see ``close``) on."""
         voice = self.voice
         if voice is not None and voice.cut:
             return True
+        if self._ease_at is not None:
+            due = self.due(index)
+            if due is None or due >= self._ease_at:
+                return True
         return self._total is not None and (
             index >= self._total or voice is None or index * self.rate // self.fps >= voice.samples
         )
@@ -397,10 +406,10 @@ class Cast:
             voice = current.voice
             heard = voice.fade(fade_s) if voice is not None else 0
             end = None if voice is None else voice.fade_end()
-            if end is None:
+            if end is None or fade_s <= 2 * FAST_BLEND_S:  # hardly longer than the face's ease
                 subject.performer.silence()
-            else:  # the face speaks on through the fade (Track.row), until the voice is cut
-                current.track.close(until=end)
+            else:  # it speaks on, ever smaller (Track.row), then eases: at rest within fade_s
+                current.track.close(end, ease_at=self.mixer.now() + fade_s - FAST_BLEND_S)
             subject.current = None
             self._over(current, "utterance.interrupted", played_ms=current.played_ms(heard))
             cut.append(current)
