@@ -94,76 +94,7 @@ def listen(port: int, host: str, as_json: bool, count: int | None, timeout: floa
         sys.exit(result.exit_code)
 
 
-# --- export (embedded model) -------------------------------------------------------------------
-
-
-@main.command()
-@click.argument("audio")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="File to write (shapes.csv, shapes.json or shapes.npy), or - for stdout.",
-)
-@click.option("--fps", type=click.IntRange(1, 240), help="Frames per second. [default: 60]")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "json", "npy"]),
-    help="Output format. [default: from the output's extension, else csv]",
-)
-@click.option("--causal", is_flag=True, help="Use the live (low look-ahead) model output.")
-@click.option("--raw", is_flag=True, help="stdin is raw PCM (needs --rate).")
-@click.option("--rate", type=int, help="Sample rate of raw PCM on stdin, in Hz.")
-@click.option("--channels", type=int, help="Channels of raw PCM on stdin. [default: 1]")
-@click.option("--sample-format", metavar="FMT", help="Raw PCM sample format. [default: s16le]")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary line.")
-@click.pass_context
-def export(
-    ctx: click.Context,
-    audio: str,
-    output: str,
-    fmt: str | None,
-    causal: bool,
-    quiet: bool,
-    **params,
-) -> None:
-    """AUDIO (a file, or - for stdin) to Live Link Face CSV, JSON or .npy, offline."""
-    from pathlib import Path
-
-    from nsplayer.audio.sources import expected_format
-    from nsplayer.export import STDOUT, output_format
-    from nsplayer.export import export as run_export
-
-    stdin = {k: params.pop(k) for k in ("raw", "rate", "channels", "sample_format")}
-    fps = build_options(ctx, params).fps
-    expected_format(audio, stdin["raw"], stdin["rate"], stdin["channels"])  # stdin only
-    out = Path(output)
-    fmt = output_format(out, fmt)
-    bars: list = []
-
-    def progress_factory(total: int | None):
-        if quiet or total is None or total < 1_000_000 or not sys.stderr.isatty():  # long files
-            return lambda n: None
-        bar = click.progressbar(length=total, label="export", file=sys.stderr)
-        bars.append(bar.__enter__())
-        return bar.update
-
-    try:
-        n = run_export(
-            audio, out, fps, fmt, causal=causal, progress_factory=progress_factory, **stdin
-        )
-    finally:
-        for bar in bars:
-            bar.__exit__(None, None, None)
-    if not quiet:
-        where = "stdout" if output == STDOUT else out
-        click.echo(f"wrote {n} frames at {fps} fps to {where}", err=True)
-
-
-# --- play / replay / idle / devices (player) ---------------------------------------------------
+# --- options shared by the commands below ------------------------------------------------------
 
 _FILE = click.Path(dir_okay=False)
 _OUTPUT_OPTIONS = (  # every command that sends frames
@@ -300,6 +231,11 @@ def live_options(func):
     return _apply(_OUTPUT_OPTIONS + _MODEL_OPTIONS + _DEVICE_OPTIONS, func)
 
 
+def model_options(func):
+    """export: a model on audio, and nothing sent."""
+    return _apply(_MODEL_OPTIONS, func)
+
+
 def stream_options(func):
     """stdin format and jitter-buffer options (play, replay)."""
     return _apply(_STREAM_OPTIONS, func)
@@ -345,6 +281,89 @@ def _reporter(options):
 
     hush(verbose=options.verbose > 0)  # the C libraries' chatter only with -v
     return Reporter(options.verbose)
+
+
+# --- export (offline) --------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("audio")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write (shapes.csv, shapes.json or shapes.npy), or - for stdout.",
+)
+@click.option("--fps", type=click.IntRange(1, 240), help="Frames per second. [default: 60]")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "npy"]),
+    help="Output format. [default: from the output's extension, else csv]",
+)
+@click.option("--causal", is_flag=True, help="Use the live (low look-ahead) model output.")
+@click.option("--raw", is_flag=True, help="stdin is raw PCM (needs --rate).")
+@click.option("--rate", type=int, help="Sample rate of raw PCM on stdin, in Hz.")
+@click.option("--channels", type=int, help="Channels of raw PCM on stdin. [default: 1]")
+@click.option("--sample-format", metavar="FMT", help="Raw PCM sample format. [default: s16le]")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary line.")
+@click.pass_context
+@model_options
+def export(
+    ctx: click.Context,
+    audio: str,
+    output: str,
+    fmt: str | None,
+    causal: bool,
+    quiet: bool,
+    **params,
+) -> None:
+    """AUDIO (a file, or - for stdin) to Live Link Face CSV, JSON or .npy, offline."""
+    from pathlib import Path
+
+    from nsplayer.audio.sources import expected_format
+    from nsplayer.export import STDOUT, output_format
+    from nsplayer.export import export as run_export
+
+    stdin = {k: params.pop(k) for k in ("raw", "rate", "channels", "sample_format")}
+    options = build_options(ctx, params)
+    fps = options.fps
+    expected_format(audio, stdin["raw"], stdin["rate"], stdin["channels"])  # stdin only
+    out = Path(output)
+    fmt = output_format(out, fmt)
+    bars: list = []
+
+    def progress_factory(total: int | None):
+        if quiet or total is None or total < 1_000_000 or not sys.stderr.isatty():  # long files
+            return lambda n: None
+        bar = click.progressbar(length=total, label="export", file=sys.stderr)
+        bars.append(bar.__enter__())
+        return bar.update
+
+    try:
+        n = run_export(
+            audio,
+            out,
+            fps,
+            fmt,
+            causal=causal,
+            model=options.model,
+            settings=options.neurosync,
+            report=lambda line: click.echo(line, err=True),
+            progress_factory=progress_factory,
+            **stdin,
+        )
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+    if not quiet:
+        where = "stdout" if output == STDOUT else out
+        click.echo(f"wrote {n} frames at {fps} fps to {where}", err=True)
+
+
+# --- play / replay / idle / devices (player) ---------------------------------------------------
 
 
 @main.command()

@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -28,6 +28,9 @@ from nsplayer.audio.sources import AudioSource, open_source, to_mono
 from nsplayer.errors import NsplayerError
 from nsplayer.models import create_model
 from nsplayer.models.base import EMOTION_NAMES, N_SHAPES
+
+if TYPE_CHECKING:
+    from nsplayer.config import NeuroSyncSettings
 
 FORMATS = ("csv", "json", "npy")
 BLOCK_S = 1.0
@@ -40,10 +43,15 @@ def frame_blocks(
     *,
     causal: bool = False,
     model: str = "embedded",
+    settings: NeuroSyncSettings | None = None,
+    report: Callable[[str], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Frames (n, 61 or 68) for ``source`` block by block; ``progress(samples)`` after each."""
-    face = create_model(model, source.sample_rate, fps, causal=causal)
+    """Frames (n, 61 or 68) for ``source`` block by block; ``progress(samples)`` after each.
+    ``model``, ``settings``, ``report``: as ``create_model`` takes them."""
+    face = create_model(
+        model, source.sample_rate, fps, causal=causal, settings=settings, report=report
+    )
     try:
         for block in source.blocks(max(1, round(BLOCK_S * source.sample_rate))):
             frames = face.feed(to_mono(block))
@@ -152,6 +160,9 @@ def export(
     fmt: str = "csv",
     *,
     causal: bool = False,
+    model: str = "embedded",
+    settings: NeuroSyncSettings | None = None,
+    report: Callable[[str], None] | None = None,
     progress_factory: Callable[[int | None], Callable[[int], None]] | None = None,
     raw: bool = False,
     rate: int | None = None,
@@ -159,7 +170,8 @@ def export(
     sample_format: str | None = None,
 ) -> int:
     """Export ``audio`` (a path, or ``-`` for stdin as WAV or with ``raw`` as raw PCM) to
-    ``out`` (a path, or ``-`` for stdout); returns the number of frames written.
+    ``out`` (a path, or ``-`` for stdout) through ``model``; returns the number of frames
+    written.
 
     ``progress_factory(total_samples or None)`` gives the per-block progress callback.
     """
@@ -167,7 +179,10 @@ def export(
     try:
         progress = progress_factory(source.frames) if progress_factory else None
         with threadpool_limits(1):
-            blocks = frame_blocks(source, fps, causal=causal, progress=progress)
+            blocks = frame_blocks(
+                source, fps, causal=causal, model=model, settings=settings, report=report,
+                progress=progress,
+            )  # fmt: skip
             first = next(blocks, None)  # the output is opened once there is something to write
             if first is None:
                 raise NsplayerError(f"{source.name}: no audio samples — nothing to export")

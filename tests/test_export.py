@@ -21,6 +21,8 @@ from livelink import read_csv
 from nsplayer import espeak
 from nsplayer.cli import main
 from nsplayer.export import export
+from nsplayer.models import create_model
+from nsplayer.server import ServerSettings, running
 from nsplayer.takes import load_rows
 
 
@@ -196,3 +198,33 @@ def test_model_work_runs_with_one_blas_thread(speech_wav: Path, tmp_path: Path) 
 
     export(str(speech_wav), tmp_path / "a.npy", 60, "npy", progress_factory=progress_factory)
     assert seen and set(seen) == {1}
+
+
+def _exported(speech_wav: Path, tmp_path: Path, *args: str, config: str = "") -> np.ndarray:
+    (tmp_path / "nsplayer.yaml").write_text(config)
+    out = tmp_path / f"out{len(list(tmp_path.glob('*.npy')))}.npy"
+    proc = subprocess.run(
+        [*EXPORT, str(speech_wav), "-o", str(out), "-q", *args],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, env=quiet_env(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    return np.load(out)
+
+
+def test_the_dsp_model_is_one_option_or_config_key_away(speech_wav: Path, tmp_path: Path) -> None:
+    audio, rate = sf.read(speech_wav, dtype="float32")
+    dsp = create_model("dsp", rate, 60, causal=False)
+    expected = np.concatenate([dsp.feed(audio.mean(axis=1)), dsp.flush()])
+    flag = _exported(speech_wav, tmp_path, "--model", "dsp")
+    np.testing.assert_allclose(flag, expected, atol=1e-5)
+    np.testing.assert_array_equal(_exported(speech_wav, tmp_path, config="model: dsp\n"), flag)
+    default = _exported(speech_wav, tmp_path)
+    assert default.shape == flag.shape and np.abs(default - flag).max() > 0.1  # the learned one
+
+
+def test_export_through_a_neurosync_server_on_loopback(speech_wav: Path, tmp_path: Path) -> None:
+    """`nsplayer serve` runs the embedded model offline: a 2 s file in one request comes back
+    as the embedded export's frames (the file's samples are already 16-bit)."""
+    with running(ServerSettings(port=0, quiet=True)) as server:
+        remote = _exported(speech_wav, tmp_path, "--model", "neurosync", "--url", server.url)
+    np.testing.assert_allclose(remote, _exported(speech_wav, tmp_path), atol=1e-3)
