@@ -3,24 +3,25 @@
 Sources: espeak-ng (C library phoneme events, many accents x voice variants, speeds and
 pitches), flite (``flite -psdur`` segment end times), festival's ked diphone voice
 (``utt.save.segs``) and Kokoro-82M's US voices, its voices of other languages speaking
-English (accented English) and blends (its predicted phoneme times, lag-corrected:
-``training/kokoro.py``). Texts are random word sequences from
-``WORDS`` (never the benchmark's sentences). Each utterance gets silence around it and, at
-random, speed change, reverberation, a microphone's colouring, band limiting (8 or 16 kHz),
-codec-like mu-law, noise (white, pink, brown, hum; SNR 0-30 dB) and gain; then the very
-features the model computes at run time (``MelAnalyzer``), most with a vocal tract length
-warp (the filter bank's frequencies scaled by 0.82-1.22: other speakers' formants), and a
-viseme label per 10 ms frame.
+English (accented English), blends of two and mixtures of three (speakers no single voice
+gives; its predicted phoneme times, lag-corrected: ``training/kokoro.py``). Texts are random
+word sequences from ``WORDS`` (never the benchmark's sentences). Each utterance gets silence
+around it and, at random, speed change, reverberation, a microphone's colouring, band
+limiting (8 or 16 kHz), codec-like mu-law, noise (white, pink, brown, hum; SNR 0-30 dB) and
+gain; then the very features the model computes at run time (``MelAnalyzer``), most with a
+vocal tract length warp (the filter bank's frequencies scaled by 0.82-1.22: other speakers'
+formants), and a viseme label per 10 ms frame.
 
 Held out (never written to the training corpus): the espeak variants the lipsync benchmark
 uses (f2, f3, m3 and the plain voices), the flite voices in ``HELD_OUT``, the Kokoro US
 speakers in ``kokoro.US_HELD_OUT`` and every UK Kokoro speaker.
 
-Run: ``python -m training.corpus`` (written to training/.cache/corpus-k3600-a1200.npz, the
-offline network's: 3600 Kokoro US utterances, 1200 accented); ``--accented 0`` gives the
-causal network's corpus-k3600.npz, the same utterances less the accented ones (Kokoro is
-cached: minutes); ``--small`` for a quick try. Seeded, but espeak-ng's output depends on
-what it synthesized before in the same process, so a rebuild differs slightly (model card).
+Run: ``python -m training.corpus`` (written to training/.cache/corpus-k3600-a1200-m1200.npz,
+the offline network's: 3600 Kokoro US utterances, 1200 accented, 1200 by mixed speakers);
+``--accented 0 --mixed 0`` gives the causal network's corpus-k3600.npz, the same utterances
+less the accented and mixed ones (Kokoro is cached: minutes); ``--small`` for a quick try.
+Seeded, but espeak-ng's output depends on what it synthesized before in the same process, so
+a rebuild differs slightly (model card).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import argparse
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -58,6 +60,7 @@ ESPEAK_VARIANTS = (
     "grandma", "grandpa", "shelby", "norbert", "sandro", "Mike", "quincy", "Lee", "iven",
 )  # fmt: skip
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
+MIX_POOL = kokoro.TRAIN_VOICES + kokoro.ACCENTED_VOICES  # mixed into new Kokoro speakers
 HELD_OUT = ("awb", "slt")  # whole flite voices kept for the unseen-voice benchmark
 FESTIVAL_VOICES = ("ked_diphone",)  # Debian festvox-kdlpc16k (festival's awb/slt: held out)
 WORDS = """
@@ -193,31 +196,61 @@ def festival_sample(rng: np.random.Generator, voice: str) -> Sample:
     return Sample(audio, sr, spans, f"festival:{voice}")
 
 
-_SPEAKER: kokoro.Speaker | None = None  # one Kokoro session per corpus worker
-
-
 def kokoro_sample(rng: np.random.Generator, voice: str) -> Sample:
     """Kokoro-82M: a training US or accented voice, or a blend with a US one (another
     speaker); US English or, on a fifth, British pronunciations; speed 0.8-1.25. Phones
-    already corrected for the lag of Kokoro's times. Cached: Kokoro costs about half of real
-    time per core."""
-    global _SPEAKER
+    already corrected for the lag of Kokoro's times."""
     cached = CACHE / "kokoro" / "raw" / f"{voice}-{int(rng.integers(1 << 62))}.npz"
     text, lang = random_text(rng), ("en-gb" if rng.random() < 0.2 else "en-us")
     speed, blend = rng.uniform(0.8, 1.25), rng.random() < 0.3
     other, mix = str(rng.choice(kokoro.TRAIN_VOICES)), rng.uniform(0.3, 0.7)
+
+    def style(speaker: kokoro.Speaker) -> np.ndarray:
+        own = speaker.voice(voice)
+        return mix * own + (1 - mix) * speaker.voice(other) if blend else own
+
+    audio, spans = _spoken(cached, text, style, speed, lang)
+    return Sample(audio, kokoro.RATE, spans, f"kokoro:{voice}{'+' + other if blend else ''}")
+
+
+def kokoro_mix_sample(rng: np.random.Generator, voice: str) -> Sample:
+    """Kokoro-82M: a speaker no single voice gives, the mean of three training voices (US or
+    accented; ``voice`` is unused) with random weights; US English or, on half, British
+    pronunciations; speed 0.8-1.25."""
+    names = [str(v) for v in rng.choice(MIX_POOL, 3, replace=False)]
+    weights = rng.dirichlet(np.ones(3))
+    text, lang = random_text(rng), ("en-gb" if rng.random() < 0.5 else "en-us")
+    speed = rng.uniform(0.8, 1.25)
+    cached = CACHE / "kokoro" / "raw" / f"mix-{int(rng.integers(1 << 62))}.npz"
+
+    def style(speaker: kokoro.Speaker) -> np.ndarray:
+        return sum(w * speaker.voice(n) for w, n in zip(weights, names, strict=True))
+
+    audio, spans = _spoken(cached, text, style, speed, lang)
+    return Sample(audio, kokoro.RATE, spans, "kokoro-mix:" + "+".join(names))
+
+
+_SPEAKER: kokoro.Speaker | None = None  # one Kokoro session per corpus worker
+
+
+def _spoken(
+    cached: Path,
+    text: str,
+    style: Callable[[kokoro.Speaker], np.ndarray],
+    speed: float,
+    lang: str,
+) -> tuple[np.ndarray, list[tuple[int, float, float]]]:
+    """Kokoro's speech and class spans, from the cache or made once: Kokoro costs about
+    half of real time per core."""
+    global _SPEAKER
     if not cached.exists():
         _SPEAKER = _SPEAKER or kokoro.Speaker(threads=1)
-        style = _SPEAKER.voice(voice)
-        if blend:
-            style = mix * style + (1 - mix) * _SPEAKER.voice(other)
-        u = _SPEAKER.speak(text, style, speed, lang)
+        u = _SPEAKER.speak(text, style(_SPEAKER).astype(np.float32), speed, lang)
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cached, audio=u.audio, phones=np.array(u.phones, dtype=object))
     with np.load(cached, allow_pickle=True) as z:
         audio, phones = z["audio"], z["phones"].tolist()
-    spans = [(espeak_class(n), float(a), float(b)) for n, a, b in phones]
-    return Sample(audio, kokoro.RATE, spans, f"kokoro:{voice}{'+' + other if blend else ''}")
+    return audio, [(espeak_class(n), float(a), float(b)) for n, a, b in phones]
 
 
 def augment(s: Sample, rng: np.random.Generator) -> Sample:
@@ -333,7 +366,7 @@ def make(job: tuple[str, str, int]) -> tuple[np.ndarray, np.ndarray, str]:
     rng = np.random.default_rng(seed)
     make_sample = {
         "espeak": espeak_sample, "flite": flite_sample, "festival": festival_sample,
-        "kokoro": kokoro_sample,
+        "kokoro": kokoro_sample, "kokoro-mix": kokoro_mix_sample,
     }  # fmt: skip
     s = make_sample[engine](rng, voice)
     s = augment(s, rng)
@@ -341,10 +374,11 @@ def make(job: tuple[str, str, int]) -> tuple[np.ndarray, np.ndarray, str]:
     return x.astype(np.float16), labels(s.spans, len(x)), s.group
 
 
-def jobs(counts: tuple[int, int, int, int], seed: int) -> list[tuple[str, str, int]]:
-    """Seeded jobs: espeak-ng, flite/festival, Kokoro US, Kokoro accented, in that order (a
-    larger count adds jobs at its end, so a smaller corpus is a prefix of each group)."""
-    n_espeak, n_other, n_kokoro, n_accented = counts
+def jobs(counts: tuple[int, int, int, int, int], seed: int) -> list[tuple[str, str, int]]:
+    """Seeded jobs: espeak-ng, flite/festival, Kokoro US, Kokoro accented, Kokoro mixed, in
+    that order (a larger count adds jobs at its end, so a smaller corpus is a prefix of each
+    group)."""
+    n_espeak, n_other, n_kokoro, n_accented, n_mixed = counts
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n_espeak):
@@ -361,10 +395,13 @@ def jobs(counts: tuple[int, int, int, int], seed: int) -> list[tuple[str, str, i
     for k in range(n_accented):
         voice = kokoro.ACCENTED_VOICES[k % len(kokoro.ACCENTED_VOICES)]
         out.append(("kokoro", voice, base + n_kokoro + k))
+    # Mixed speakers take seeds no count above moves: a corpus without accented
+    # utterances gets the same ones.
+    out += [("kokoro-mix", "", seed * 1_000_003 + 500_000 + k) for k in range(n_mixed)]
     return out
 
 
-def build(counts: tuple[int, int, int, int], seed: int, path: Path, procs: int) -> None:
+def build(counts: tuple[int, int, int, int, int], seed: int, path: Path, procs: int) -> None:
     with Pool(procs) as pool:
         made = pool.map(make, jobs(counts, seed), chunksize=8)
     lengths = np.array([len(x) for x, _, _ in made])
@@ -380,9 +417,15 @@ def build(counts: tuple[int, int, int, int], seed: int, path: Path, procs: int) 
     print(f"{len(made)} utterances, {hours:.2f} h, {lengths.sum()} frames -> {path}")
 
 
-def corpus_name(n_kokoro: int, n_accented: int) -> str:
-    """corpus-k3600.npz, or corpus-k3600-a1200.npz with accented Kokoro utterances."""
-    return f"corpus-k{n_kokoro}" + (f"-a{n_accented}" if n_accented else "") + ".npz"
+def corpus_name(n_kokoro: int, n_accented: int, n_mixed: int = 0) -> str:
+    """corpus-k3600.npz, or with accented and mixed Kokoro utterances
+    corpus-k3600-a1200-m1200.npz."""
+    return (
+        f"corpus-k{n_kokoro}"
+        + (f"-a{n_accented}" if n_accented else "")
+        + (f"-m{n_mixed}" if n_mixed else "")
+        + ".npz"
+    )
 
 
 def main() -> None:
@@ -392,9 +435,14 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--kokoro", type=int, default=3600, help="Kokoro US utterances (v4: 2400)")
     ap.add_argument("--accented", type=int, default=1200, help="Kokoro accented (causal: 0)")
+    ap.add_argument("--mixed", type=int, default=1200, help="Kokoro mixed speakers (causal: 0)")
     args = ap.parse_args()
-    counts = (300, 120, 40, 20) if args.small else (5000, 3200, args.kokoro, args.accented)
-    name = "corpus-small.npz" if args.small else corpus_name(args.kokoro, args.accented)
+    counts = (
+        (300, 120, 40, 20, 20)
+        if args.small
+        else (5000, 3200, args.kokoro, args.accented, args.mixed)
+    )
+    name = "corpus-small.npz" if args.small else corpus_name(args.kokoro, args.accented, args.mixed)
     build(counts, args.seed, CACHE / name, args.procs)
 
 
