@@ -331,7 +331,7 @@ def main() -> None:
     v = interrupts(max(5, args.runs // 4), fade_ms=1000)
     rows.append(
         f"| interrupt, `fade_ms` 1000 → mouth at rest | {len(v)} | {ms(v, 50)} | {ms(v, 95)} | "
-        "≈ 1000: the mouth follows the sound |"
+        "≤ 1000, speaking on through it |"
     )
     print("\n".join(rows) + "\n")
     rows = [

@@ -34,7 +34,7 @@ VISEMES = (
     "other",  # t d n l r k g N h j T D: tongue consonants, jaw a little open
 )
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-WEIGHTS = "learned_v6.npz"
+WEIGHTS = "learned_v7.npz"
 # Mouth-shape targets per viseme: open, closed, rounded, spread, labiodental, sibilant.
 SHAPES = np.array(
     [
