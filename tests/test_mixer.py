@@ -158,3 +158,17 @@ def test_the_thread_keeps_the_null_sink_playing_in_real_time():
         assert voice.done and voice.heard() <= 400
     finally:
         mixer.close()
+
+
+def test_a_fading_voice_that_runs_dry_is_over():
+    """An interrupted stream has only its cushion queued: the fade cannot run its length, and
+    nothing more will come, so the voice ends (and leaves the mixer) instead of waiting."""
+    clock, _, mixer = setup()
+    run(clock, mixer, 0.05)
+    voice = mixer.voice(SR, cushion_s=0.05)
+    voice.push(np.full(800, 0.5, np.float32))
+    run(clock, mixer, 0.08)
+    voice.fade(1.0)
+    run(clock, mixer, 0.3)
+    assert voice.done and voice.cut and voice.underruns == 0
+    assert voice not in mixer._voices

@@ -222,6 +222,21 @@ def test_a_long_fade_keeps_the_mouth_speaking_ever_smaller_and_at_rest_within_it
     assert consecutive(frames.of("anna"))
 
 
+def test_a_streamed_line_faded_longer_than_its_buffer_ends_and_leaves_nothing_behind(
+    stage, frames, speech
+):
+    pcm, rate = speech
+    client = Client(url(stage))
+    client.speak("anna", "live", pcm[: rate // 2], rate, end=False, pace=True)
+    client.send(type="interrupt", subject="anna", fade_ms=2000)  # more than is buffered
+    cut = client.when("utterance.interrupted", "live")
+    time.sleep(0.6)
+    assert max(f.values[JAW] for f in frames.of("anna", since=cut + 0.4)) < REST
+    assert not stage.stage.mixer._voices  # the starved voice ended instead of waiting
+    assert not stage.stage.cast._fading  # the line's model ran to its end and was closed
+    assert consecutive(frames.of("anna"))
+
+
 def test_interrupt_mode_keeps_the_queue(stage, speech):
     pcm, rate = speech
     client = Client(url(stage))

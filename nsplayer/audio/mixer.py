@@ -202,6 +202,9 @@ class Voice:
         """Add this voice's next samples to ``out``, whose sample 0 is sink sample ``first``
         and is heard at ``heard``."""
         if self._cut or not self._queued:
+            if self._fade is not None:  # run dry while fading: over, nothing more is to come
+                self._stop()
+                return
             if self._playing and not self._ended:
                 self.underruns += 1
                 self._start_at = None

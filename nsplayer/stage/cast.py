@@ -106,6 +106,11 @@ class Track:
             if last and not self._waiting:
                 self._finish()
 
+    @property
+    def finished(self) -> bool:
+        """No more frames will come (and the model is closed)."""
+        return self._total is not None
+
     def close(self, until: int | None = None, ease_at: float | None = None) -> None:
         """Cut short: the model gets the audio up to sample ``until`` (what a fading voice
         still plays; default: none beyond what it has), then no more; the frames due from
@@ -234,6 +239,7 @@ class Cast:
         self.join = join
         self.mixer = mixer
         self.subjects: dict[str, Subject] = {}
+        self._fading: list[Track] = []  # interrupted lines still fading out (see _cut)
         self.lock = threading.RLock()
         self._closing = threading.Event()
         self._director = threading.Thread(target=self._direct, name="stage-director", daemon=True)
@@ -410,6 +416,7 @@ class Cast:
                 subject.performer.silence()
             else:  # it speaks on, ever smaller (Track.row), then eases: at rest within fade_s
                 current.track.close(end, ease_at=self.mixer.now() + fade_s - FAST_BLEND_S)
+                self._fading.append(current.track)  # the director feeds it to the end
             subject.current = None
             self._over(current, "utterance.interrupted", played_ms=current.played_ms(heard))
             cut.append(current)
@@ -486,7 +493,10 @@ class Cast:
                 for subject in subjects:
                     self._watch(subject, now)
                 tracks = [(s.current, *s.queue) for s in subjects]
-            for current, *queued in tracks:  # the model runs outside the cast's lock
+                self._fading = fading = [t for t in self._fading if not t.finished]
+            for track in fading:  # the model runs outside the cast's lock
+                track.feed(now)
+            for current, *queued in tracks:
                 if current is not None:
                     current.track.feed(now)
                 for utterance in queued:
