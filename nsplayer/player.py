@@ -471,7 +471,7 @@ def _fit(
     """The sink and model opened for ``expect``, kept for ``source``: the sink converts its
     format if it differs; the model, made for a rate, is closed if the rate does (None:
     ``_open`` makes it anew)."""
-    if (source.sample_rate, source.channels) != expect[:2]:
+    if (source.sample_rate, source.channels) != (expect.rate, expect.channels):
         if expect.announced:
             reporter.say(_not_as_expected(source, expect))
         sink.adopt(source.sample_rate, source.channels)

@@ -16,6 +16,7 @@ from nsplayer.models import MODEL_NAMES, create_model
 from nsplayer.models.features import MEL_BANDS, MEL_HOP_S, MelAnalyzer
 from nsplayer.models.learned import (
     ONSET_FRAMES,
+    ONSET_GAINS,
     PAUSE_FRAMES,
     QUIET_GAINS,
     QUIET_POSTERIOR,
@@ -125,8 +126,9 @@ def test_lips_get_smaller_gains_where_it_may_be_silence(causal: bool) -> None:
 
 
 def test_causal_lips_get_smaller_gains_as_sound_begins_after_a_pause() -> None:
-    speech, quiet = SPEECH_GAINS, QUIET_GAINS
-    model, onset = LearnedModel(16000, causal=True), [quiet] * ONSET_FRAMES + [speech]
+    speech = SPEECH_GAINS
+    assert ONSET_GAINS[1] < QUIET_GAINS[1] < speech[1]  # closures least of all
+    model, onset = LearnedModel(16000, causal=True), [ONSET_GAINS] * ONSET_FRAMES + [speech]
     # at the start, as after a long pause, the first frames of sound are an onset
     np.testing.assert_array_equal(frame_gains(model, [0.0] * len(onset)), onset)
     # a stop's closure inside speech is no pause; PAUSE_FRAMES are, across blocks of audio
@@ -208,3 +210,35 @@ def test_holds_blas_to_one_thread() -> None:
     create_model("learned", 16000, 60)
     blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
     assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
+def vowel_bursts(sr: int, count: int = 12) -> tuple[np.ndarray, list[float]]:
+    """Silence, then /a/-like vowels with a 2 ms attack (a sharp onset, like a p release),
+    their onsets spread over the 10 ms frame grid; returns the audio and the onset times."""
+    t = np.arange(int(0.3 * sr)) / sr
+    harmonics = np.arange(1, 33) * 120.0
+    level = 0.05 + sum(
+        g * np.exp(-(((harmonics - f) / b) ** 2))
+        for f, b, g in ((700, 200, 1.0), (1200, 250, 0.6), (2500, 300, 0.2))
+    )
+    vowel = (level[:, None] * np.sin(2 * np.pi * harmonics[:, None] * t)).sum(axis=0)
+    vowel *= 0.5 / np.abs(vowel).max() * np.minimum(1.0, t / 0.002)
+    parts, onsets, pos = [np.zeros(sr, np.float32)], [], sr
+    for k in range(count):
+        gap = np.zeros(int(sr * (0.6 + 0.01 * ((k * 0.618) % 1))), np.float32)
+        onsets.append(pos / sr)
+        parts += [vowel.astype(np.float32), gap]
+        pos += len(vowel) + len(gap)
+    return np.concatenate(parts), onsets
+
+
+def test_causal_jaw_opens_at_once_on_a_sharp_vowel_onset() -> None:
+    """The causal network hears such an onset as a p/b release at first; the jaw must not
+    wait for it to change its mind (`live`'s latency): open within a frame, mostly sooner."""
+    audio, onsets = vowel_bursts(16000)
+    jaw = run(audio, 16000, causal=True)[:, N.JAW_OPEN]
+    late = []
+    for t in onsets:
+        first = int(np.floor(t * 60))
+        late.append(first + int(np.argmax(jaw[first:] > 0.08)) - t * 60)  # in frames
+    assert max(late) <= 1.05 and np.mean(late) <= 0.45, late

@@ -54,13 +54,16 @@ SHAPES = np.array(
 # closure it is 40 % sure of shuts them, and a spread vowel or a labiodental it is 67 %
 # sure of spreads them or rolls the lower lip: it hears them less surely than openness.
 # Quiet frames keep smaller gains on the lips: where a frame may be silence (a silence
-# posterior above QUIET_POSTERIOR) the noise of a pause would move them, and, causal only,
-# in the first ONSET_FRAMES after a pause (PAUSE_FRAMES in a row with a silence posterior
-# above PAUSE_POSTERIOR: longer than a stop's closure) the network reads some vowel onsets
-# as a p/b release, which would hold the jaw shut (`live` 3-4 ms later at p50). Chosen on
-# the trained-on voices (training/MODEL_CARD.md).
+# posterior above QUIET_POSTERIOR) the noise of a pause would move them. Causal only, the
+# first ONSET_FRAMES after a pause (PAUSE_FRAMES in a row with a silence posterior above
+# PAUSE_POSTERIOR: longer than a stop's closure) get ONSET_GAINS: with 10 ms of look-ahead
+# the network reads a sharp vowel onset as a p/b release (a bilabial posterior of 0.4-0.7
+# in its first frames), and a closure there held the jaw shut for a frame or two (`live`
+# 4-8 ms later at p50); the lips are together at rest anyway. Chosen on the trained-on
+# voices and the latency benchmark's onsets (training/MODEL_CARD.md).
 SPEECH_GAINS = np.array([1.0, 2.5, 2.0, 1.5, 1.5, 1.0])
 QUIET_GAINS = np.array([1.0, 1.5, 2.0, 1.0, 1.0, 1.0])
+ONSET_GAINS = np.array([1.0, 0.5, 2.0, 1.0, 1.0, 1.0])
 QUIET_POSTERIOR = 0.2
 PAUSE_POSTERIOR = 0.5
 PAUSE_FRAMES = 15
@@ -182,7 +185,7 @@ class LearnedModel:
         self._mel_pending = np.zeros((0, self._an.push(np.zeros(0)).shape[1]), np.float32)
         self._net_out = 0  # network outputs so far (the first `lookahead` are discarded)
         self._silent_run = PAUSE_FRAMES  # 10 ms frames of silence just before: at rest
-        self._onset_left = 0  # frames still to get the quiet gains after a pause
+        self._onset_left = 0  # frames still to get ONSET_GAINS after a pause
         self._samples = 0
 
     def feed(self, pcm: np.ndarray) -> np.ndarray:
@@ -218,15 +221,15 @@ class LearnedModel:
         return to_channels(self._frames.push(states, limit))
 
     def _frame_gains(self, post: np.ndarray) -> np.ndarray:
-        """Shape gains per frame: SPEECH_GAINS or QUIET_GAINS (see there)."""
-        is_quiet = post[:, 0] > QUIET_POSTERIOR
+        """Shape gains per frame: SPEECH_GAINS, QUIET_GAINS or ONSET_GAINS (see there)."""
+        gains = np.where((post[:, 0] > QUIET_POSTERIOR)[:, None], QUIET_GAINS, SPEECH_GAINS)
         if self.causal:
             run, left = self._silent_run, self._onset_left
             for i, silent in enumerate((post[:, 0] > PAUSE_POSTERIOR).tolist()):
                 if run >= PAUSE_FRAMES:
                     left = ONSET_FRAMES
                 if left > 0:
-                    is_quiet[i], left = True, left - 1
+                    gains[i], left = ONSET_GAINS, left - 1
                 run = run + 1 if silent else 0
             self._silent_run, self._onset_left = run, left
-        return np.where(is_quiet[:, None], QUIET_GAINS, SPEECH_GAINS)
+        return gains
