@@ -25,6 +25,8 @@ from nsplayer.models.learned import (
     WEIGHTS,
     WEIGHTS_DIR,
     LearnedModel,
+    _Net,
+    _Nets,
     load_weights,
 )
 
@@ -59,6 +61,19 @@ def test_weights_are_small_plain_arrays() -> None:
     w = load_weights()
     assert w["causal/out.weight"].shape[0] == len(VISEMES)
     assert int(w["causal/lookahead"]) < int(w["offline/lookahead"])
+
+
+def test_a_modes_members_are_averaged() -> None:
+    w = load_weights()
+    offline, causal = _Nets(w, "offline"), _Nets(w, "causal")
+    assert len(offline.members) == 2 and len(causal.members) == 1
+    x = np.random.default_rng(1).normal(-30, 15, (50, 2 * MEL_BANDS + 1)).astype(np.float32)
+    one, two = (_Net(w, head).run(x) for head in ("offline/", "offline.1/"))
+    np.testing.assert_allclose(offline.run(x), (one + two) / 2, rtol=1e-6)
+    assert np.abs(one - two).max() > 0.05  # two networks, not one twice
+    later = {**w, "offline.1/lookahead": np.array(int(w["offline/lookahead"]) + 1)}
+    with pytest.raises(ValueError, match="look-ahead"):
+        _Nets(later, "offline")
 
 
 def test_factory_names() -> None:

@@ -18,8 +18,8 @@ speakers in ``kokoro.US_HELD_OUT`` and every UK Kokoro speaker.
 
 Run: ``python -m training.corpus`` (written to training/.cache/corpus-k3600-a1200-m1200.npz,
 the offline network's: 3600 Kokoro US utterances, 1200 accented, 1200 by mixed speakers);
-``--accented 0 --mixed 0`` gives the causal network's corpus-k3600.npz, the same utterances
-less the accented and mixed ones (Kokoro is cached: minutes); ``--small`` for a quick try.
+``--accented 0`` gives the causal network's corpus-k3600-m1200.npz, the same utterances
+less the accented ones (Kokoro is cached: minutes); ``--small`` for a quick try.
 Seeded, but espeak-ng's output depends on what it synthesized before in the same process, so
 a rebuild differs slightly (model card).
 """
@@ -435,7 +435,7 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--kokoro", type=int, default=3600, help="Kokoro US utterances (v4: 2400)")
     ap.add_argument("--accented", type=int, default=1200, help="Kokoro accented (causal: 0)")
-    ap.add_argument("--mixed", type=int, default=1200, help="Kokoro mixed speakers (causal: 0)")
+    ap.add_argument("--mixed", type=int, default=1200, help="Kokoro mixed speakers")
     args = ap.parse_args()
     counts = (
         (300, 120, 40, 20, 20)

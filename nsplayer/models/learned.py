@@ -34,7 +34,7 @@ VISEMES = (
     "other",  # t d n l r k g N h j T D: tongue consonants, jaw a little open
 )
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-WEIGHTS = "learned_v7.npz"
+WEIGHTS = "learned_v8.npz"
 # Mouth-shape targets per viseme: open, closed, rounded, spread, labiodental, sibilant.
 SHAPES = np.array(
     [
@@ -124,6 +124,25 @@ class _Net:
         return p / p.sum(axis=1, keepdims=True)
 
 
+class _Nets:
+    """A mode's networks: ``mode/`` and any ``mode.K/`` members trained from other seeds
+    (v8's offline mode has two), their posteriors averaged: the members err apart on
+    voices none was trained on, so their mean is surer where they agree."""
+
+    def __init__(self, w: dict[str, np.ndarray], mode: str) -> None:
+        heads = sorted({k.split("/")[0] for k in w if k.split("/")[0].split(".")[0] == mode})
+        self.members = [_Net(w, head + "/") for head in heads]
+        self.lookahead = self.members[0].lookahead
+        if any(net.lookahead != self.lookahead for net in self.members):
+            raise ValueError(f"{mode} networks differ in look-ahead")
+
+    def warm_up(self, row: np.ndarray) -> np.ndarray:
+        return np.mean([net.warm_up(row) for net in self.members], axis=0)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([net.run(x) for net in self.members], axis=0)
+
+
 def load_weights() -> dict[str, np.ndarray]:
     """The shipped weights, as arrays."""
     with np.load(WEIGHTS_DIR / WEIGHTS) as npz:
@@ -173,7 +192,7 @@ class LearnedModel:
         self.sample_rate = int(sample_rate)
         self.fps = int(fps)
         self.causal = causal
-        self._net = _Net(_weights(), "causal/" if causal else "offline/")
+        self._net = _Nets(_weights(), "causal" if causal else "offline")
         self._an = MelAnalyzer(self.sample_rate)
         silence = MelAnalyzer(self.sample_rate).push(np.zeros(self._an.nfft))[-1:]
         rest = targets(self._net.warm_up(silence[0]), silence, QUIET_GAINS)
