@@ -3,11 +3,12 @@ viseme posteriors -> mouth shapes -> ARKit.
 
 A small causal temporal convolution network (trained in ``training/``, shipped as numpy
 weights) reads ``features.MelAnalyzer`` rows every 10 ms and gives posteriors over
-``VISEMES``. The network's output for 10 ms frame j is read once it has seen frame
-j + ``lookahead`` (1 frame causal, more offline). Posteriors become the DSP model's mouth
-shape targets (open, closed, rounded, spread, labiodental, sibilant, accent), then its
-attack/release dynamics and ARKit mapping (``mouth``); frame i, at audio
-time i / fps, interpolates the two 10 ms states around that time, so no frame is late.
+``VISEMES`` (offline, two such networks, averaged). The network's output for 10 ms frame j
+is read once it has seen frame j + ``lookahead`` (1 frame causal, more offline). Posteriors
+become the DSP model's mouth shape targets (open, closed, rounded, spread, labiodental,
+sibilant, accent), then its attack/release dynamics and ARKit mapping (``mouth``); frame i,
+at audio time i / fps, interpolates the two 10 ms states around that time, so no frame is
+late.
 """
 
 from __future__ import annotations
