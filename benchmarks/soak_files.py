@@ -90,7 +90,10 @@ def main() -> None:
         rss, took = child("load", csv, csv)
         print(f"| {minutes} min | replay load of that CSV | {rss:.0f} MB | {took:.1f} s |")
     audio, npy = long_audio(blas), CACHE / f"speech-{blas}min.npy"
-    for job, label in (("export-all-threads", "default BLAS threads"), ("export", "one")):
+    for job, label in (
+        ("export-all-threads", "default BLAS threads"),
+        ("export", "one BLAS thread"),
+    ):
         rss, took = child(job, audio, npy)
         print(f"| {blas} min | export to .npy, {label} | {rss:.0f} MB | {took:.1f} s |")
 
