@@ -42,7 +42,7 @@ from nsplayer.errors import NsplayerError
 from nsplayer.outlet import Handed, InlineOutlet, ProcessOutlet
 from nsplayer.scheduler import REFRESH_S, FrameScheduler, Slot
 
-EASE_OUT_S = 0.2  # longest ease back to idle after speech or a stop
+EASE_OUT_S = 0.5  # longest ease back to idle after speech or a stop, and a blink under way
 AT_REST = 0.01  # speech weight below which the face counts as back at idle
 TIMECODE_CHECK_S = 10.0  # how often frame numbers are compared with the time of day
 
@@ -200,6 +200,11 @@ class Performer:
     @property
     def speech_weight(self) -> float:
         return self.animator.speech_weight
+
+    @property
+    def at_rest(self) -> bool:
+        """Idle, eyes open: a frame UE can be left holding."""
+        return self.speech_weight < AT_REST and self.animator.eyes_open
 
     def speak(
         self,
@@ -406,8 +411,8 @@ class Conductor:
                 performer.slot = None
 
     def ease_out(self) -> None:
-        """Every face back to idle (at most EASE_OUT_S of frames), so UE never freezes a
-        mouth open."""
+        """Every face back to idle with its eyes open (at most EASE_OUT_S of frames), so UE
+        never freezes a mouth open or an eye shut."""
         for performer in self.performers:
             performer.silence()
         limit = sum(p.sent for p in self.performers) + len(self.performers) * math.ceil(
@@ -415,7 +420,7 @@ class Conductor:
         )
         self.run(
             lambda: (
-                all(p.speech_weight < AT_REST for p in self.performers)
+                all(p.at_rest for p in self.performers)
                 or sum(p.sent for p in self.performers) >= limit
             )
         )

@@ -13,9 +13,10 @@ import pytest
 from conftest import SteppingClock
 
 from livelink import FrameTime, read_csv
-from livelink.names import N_VALUES
+from livelink.names import EYE_BLINK_LEFT, N_VALUES
+from nsplayer.animation.idle import IdleSettings
 from nsplayer.audio.sinks import NullSink
-from nsplayer.engine import Conductor, Performer, Recording
+from nsplayer.engine import Conductor, Look, Performer, Recording
 
 SR = 16000
 FPS = 60
@@ -245,3 +246,14 @@ def test_recording_spills_blocks_and_writes_every_kept_frame_in_order(tmp_path):
     np.testing.assert_array_equal(take.values, np.delete(rows, lost, axis=0))
     assert take.frames[0] == start.frame
     assert np.all(np.diff(take.frames) == 1)
+
+
+def test_ease_out_does_not_leave_an_eye_shut(make, capture):
+    """UE holds the last frame it gets: a stop inside a blink ends after the blink."""
+    _, _, conductor = make()
+    anna = conductor.add("anna", Look(idle=IdleSettings(blink_rate=60.0), seed=3))
+    conductor.run(lambda: anna.sent >= 20 and not anna.animator.eyes_open)
+    conductor.ease_out()
+    blinks = [float(f.values[EYE_BLINK_LEFT]) for f in capture.stop()]
+    assert max(blinks) > 0.5  # it stopped inside a blink
+    assert blinks[-1] < 0.05

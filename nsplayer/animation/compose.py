@@ -60,6 +60,7 @@ EYE_GATE_RMS = 0.02  # model eye channels below this RMS are treated as "not pro
 EYE_GATE_TAU_S = 2.0
 EMOTION_TAU_S = 0.25  # smooths per-frame model emotion scores
 MODEL_EMOTION_SCALE = 0.5  # model scores are confidences, not intensities: keep them subtle
+EYES_OPEN = 0.05  # blink weight below which a frame shows the eyes open
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,12 @@ class Animator:
     def speech_weight(self) -> float:
         """How much of the speech layer is still visible (0 = pure idle)."""
         return float(self._eased.max())
+
+    @property
+    def eyes_open(self) -> bool:
+        """Whether the last frame had both eyes open (no blink under way): UE holds the last
+        frame it gets, so a run must not end on one."""
+        return bool(self._prev[self._blinks].max() < EYES_OPEN)
 
     @property
     def mouth_weight(self) -> float:
